@@ -1,0 +1,752 @@
+//! Configuration: a TOML file plus command-line flags, merged into one
+//! validated [`Config`]. Every error names the key it is about, so an operator
+//! looking at a serial console knows which line of the file to fix.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Where the camera reads its config when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/zerocam/zerocam.toml";
+
+/// A configuration error, naming the key and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key, e.g. `relay.url`; empty when the error is about the file.
+    pub key: String,
+    /// What is wrong, in the operator's terms.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, reason: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.reason)
+        } else {
+            write!(f, "{}: {}", self.key, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The file layout, exactly as an operator writes it. Unknown keys are errors.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Camera id, e.g. `porch`.
+    pub camera: Option<String>,
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub log_level: Option<String>,
+    #[serde(default)]
+    pub source: SourceSection,
+    #[serde(default)]
+    pub relay: RelaySection,
+    #[serde(default)]
+    pub backoff: BackoffSection,
+    #[serde(default)]
+    pub led: LedSection,
+    /// The relay server's own settings (`zerocam relay`); validated by it.
+    pub server: Option<toml::Table>,
+}
+
+/// `[source]`: where frames come from.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    /// `pattern` or a V4L2 device path.
+    pub device: Option<String>,
+    /// `WxH`.
+    pub size: Option<String>,
+    pub fps: Option<u32>,
+    pub quality: Option<u8>,
+    /// Seconds to wait at start-up for the device node to appear.
+    pub wait_for_device: Option<f64>,
+}
+
+/// `[relay]`: where frames go.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySection {
+    pub url: Option<String>,
+    pub token: Option<String>,
+    /// `raw` or `phoenix`.
+    pub protocol: Option<String>,
+    /// Phoenix channel topic; defaults to `camera:<id>`.
+    pub topic: Option<String>,
+    /// Also offer the token as a Phoenix ≥ 1.8 auth subprotocol.
+    pub auth_subprotocol: Option<bool>,
+    /// PEM file with the CA that signs the relay's certificate.
+    pub ca: Option<PathBuf>,
+    pub heartbeat_interval: Option<f64>,
+    pub stats_interval: Option<f64>,
+    pub connect_timeout: Option<f64>,
+    pub write_timeout: Option<f64>,
+    pub ack_timeout: Option<f64>,
+    pub window: Option<u32>,
+}
+
+/// `[backoff]`: reconnect pacing.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffSection {
+    /// Seconds.
+    pub base: Option<f64>,
+    /// Seconds.
+    pub max: Option<f64>,
+    /// Seconds a connection must stay up before the attempt counter resets.
+    pub stable_after: Option<f64>,
+}
+
+/// `[led]`: the status LED.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedSection {
+    /// BCM GPIO number, or `"act"` for the board's activity LED, or `"none"`.
+    pub pin: Option<toml::Value>,
+    /// The LED is lit when the pin is low.
+    pub active_low: Option<bool>,
+}
+
+/// Command-line overrides; `None` means "not given".
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub relay: Option<String>,
+    pub camera: Option<String>,
+    pub token: Option<String>,
+    pub source: Option<String>,
+    pub size: Option<String>,
+    pub fps: Option<u32>,
+    pub quality: Option<u8>,
+    pub protocol: Option<String>,
+    pub topic: Option<String>,
+    pub heartbeat: Option<f64>,
+    pub stats_interval: Option<f64>,
+    pub ca: Option<PathBuf>,
+    pub log_level: Option<String>,
+    pub auth_subprotocol: bool,
+}
+
+/// Where frames come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    /// The built-in animated test pattern.
+    Pattern,
+    /// A V4L2 device node.
+    Device(PathBuf),
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceKind::Pattern => write!(f, "pattern"),
+            SourceKind::Device(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// The wire dialect spoken to the relay (see PROTOCOL.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Raw,
+    Phoenix,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Raw => "raw",
+            Protocol::Phoenix => "phoenix",
+        })
+    }
+}
+
+/// Status LED selection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedPin {
+    None,
+    /// The board's activity LED through sysfs (`/sys/class/leds/ACT` or `led0`).
+    Act,
+    /// A BCM GPIO number driven through rppal.
+    Gpio(u8),
+}
+
+/// Capture settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub quality: u8,
+    pub wait_for_device: Duration,
+}
+
+/// Relay connection settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayConfig {
+    pub url: String,
+    pub token: Option<String>,
+    pub protocol: Protocol,
+    pub topic: String,
+    pub auth_subprotocol: bool,
+    pub ca: Option<PathBuf>,
+    pub heartbeat_interval: Duration,
+    pub stats_interval: Duration,
+    pub connect_timeout: Duration,
+    pub write_timeout: Duration,
+    pub ack_timeout: Duration,
+    pub window: u32,
+}
+
+/// Reconnect backoff settings (PROTOCOL.md "Reconnect and backoff").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BackoffConfig {
+    pub base: Duration,
+    pub max: Duration,
+    pub stable_after: Duration,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            stable_after: Duration::from_secs(10),
+        }
+    }
+}
+
+/// LED settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedConfig {
+    pub pin: LedPin,
+    pub active_low: bool,
+}
+
+/// The validated configuration of `zerocam stream`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub camera: String,
+    pub log_level: Option<String>,
+    pub source: SourceConfig,
+    pub relay: RelayConfig,
+    pub backoff: BackoffConfig,
+    pub led: LedConfig,
+}
+
+/// Limits, shared with the `set` command so that both reject the same values.
+pub const FPS_RANGE: std::ops::RangeInclusive<u32> = 1..=120;
+/// JPEG quality range.
+pub const QUALITY_RANGE: std::ops::RangeInclusive<u8> = 1..=100;
+/// Largest frame side we accept (V4L2 devices top out well below this).
+pub const MAX_SIDE: u32 = 8192;
+
+/// Reads and parses a config file (no validation of values yet).
+pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new("", format!("cannot read {}: {e}", path.display())))?;
+    parse_str(&text)
+}
+
+/// Parses config text. Errors name the offending key where TOML knows it.
+pub fn parse_str(text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str::<FileConfig>(text).map_err(|e| {
+        // toml's message already says "unknown field `x`, expected one of …";
+        // add the section to the key and the line number.
+        let msg = e.message().to_string();
+        let start = e.span().map(|s| s.start.min(text.len()));
+        let field = unknown_field_name(&msg).unwrap_or_default();
+        let key = match (start.and_then(|at| section_at(text, at)), field.is_empty()) {
+            (Some(sec), false) => format!("{sec}.{field}"),
+            _ => field,
+        };
+        let line = start
+            .map(|at| format!(" (line {})", text[..at].matches('\n').count() + 1))
+            .unwrap_or_default();
+        ConfigError::new(&key, format!("{msg}{line}"))
+    })
+}
+
+/// The `[section]` in force at byte offset `at`, if any.
+fn section_at(text: &str, at: usize) -> Option<String> {
+    text[..at]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(['[', ']', ' ']).to_string())
+}
+
+fn unknown_field_name(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+/// Parses `WxH`.
+pub fn parse_size(key: &str, s: &str) -> Result<(u32, u32), ConfigError> {
+    let bad = || ConfigError::new(key, format!("`{s}` is not a size like 1280x720"));
+    let (w, h) = s.trim().split_once(['x', 'X']).ok_or_else(bad)?;
+    let w: u32 = w.parse().map_err(|_| bad())?;
+    let h: u32 = h.parse().map_err(|_| bad())?;
+    if w < 16 || h < 16 || w > MAX_SIDE || h > MAX_SIDE {
+        return Err(ConfigError::new(
+            key,
+            format!("{w}x{h} is out of range (16..={MAX_SIDE} each side)"),
+        ));
+    }
+    if w % 2 != 0 || h % 2 != 0 {
+        return Err(ConfigError::new(
+            key,
+            format!("{w}x{h}: width and height must be even (YUV 4:2:x)"),
+        ));
+    }
+    Ok((w, h))
+}
+
+fn seconds(key: &str, v: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
+    if !v.is_finite() || v < min || v > max {
+        return Err(ConfigError::new(
+            key,
+            format!("{v} seconds is out of range ({min}..={max})"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// Checks a relay URL: ws:// or wss:// with a host.
+pub fn check_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        ConfigError::new(
+            key,
+            format!("`{url}` is not a URL (want ws://host/path or wss://…)"),
+        )
+    })?;
+    if scheme != "ws" && scheme != "wss" {
+        return Err(ConfigError::new(
+            key,
+            format!("scheme `{scheme}` is not supported (use ws:// or wss://)"),
+        ));
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() {
+        return Err(ConfigError::new(key, format!("`{url}` has no host")));
+    }
+    url.parse::<tungstenite::http::Uri>()
+        .map_err(|e| ConfigError::new(key, format!("`{url}` is not a valid URL: {e}")))?;
+    Ok(())
+}
+
+/// Checks an id used in URLs and topics: letters, digits, `-`, `_`, `.`.
+pub fn check_id(key: &str, id: &str) -> Result<(), ConfigError> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(ConfigError::new(key, "must be 1 to 64 characters"));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(ConfigError::new(
+            key,
+            format!("`{id}` contains `{c}`; use letters, digits, '-', '_' or '.'"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a log level name.
+pub fn check_log_level(key: &str, s: &str) -> Result<(), ConfigError> {
+    match s.to_ascii_lowercase().as_str() {
+        "error" | "warn" | "info" | "debug" | "trace" | "off" => Ok(()),
+        _ => Err(ConfigError::new(
+            key,
+            format!("`{s}` is not a log level (error, warn, info, debug, trace, off)"),
+        )),
+    }
+}
+
+fn default_source(source_exists: &dyn Fn(&Path) -> bool) -> Result<SourceKind, ConfigError> {
+    let dev = Path::new("/dev/video0");
+    if source_exists(dev) {
+        Ok(SourceKind::Device(dev.to_path_buf()))
+    } else {
+        Err(ConfigError::new(
+            "source.device",
+            "no camera given and /dev/video0 does not exist; pass --source /dev/videoN, or --source pattern for the built-in test pattern",
+        ))
+    }
+}
+
+impl Config {
+    /// Merges file and flags (flags win) and validates everything.
+    /// `require_relay` is false for commands that do not stream (`snapshot`).
+    pub fn build(
+        file: FileConfig,
+        o: &Overrides,
+        require_relay: bool,
+    ) -> Result<Config, ConfigError> {
+        Self::build_with(file, o, require_relay, &|p| p.exists())
+    }
+
+    /// [`Config::build`] with an injectable "does this device exist" check (tests).
+    pub fn build_with(
+        file: FileConfig,
+        o: &Overrides,
+        require_relay: bool,
+        source_exists: &dyn Fn(&Path) -> bool,
+    ) -> Result<Config, ConfigError> {
+        let camera = o
+            .camera
+            .clone()
+            .or(file.camera)
+            .unwrap_or_else(default_camera_id);
+        check_id("camera", &camera)?;
+
+        let log_level = o.log_level.clone().or(file.log_level);
+        if let Some(l) = &log_level {
+            check_log_level("log_level", l)?;
+        }
+
+        let s = file.source;
+        let kind = match o.source.clone().or(s.device) {
+            Some(d) if d == "pattern" => SourceKind::Pattern,
+            Some(d) if d.is_empty() => return Err(ConfigError::new("source.device", "is empty")),
+            Some(d) => SourceKind::Device(PathBuf::from(d)),
+            None => default_source(source_exists)?,
+        };
+        let (width, height) = match o.size.as_deref().or(s.size.as_deref()) {
+            Some(sz) => parse_size("source.size", sz)?,
+            None => (640, 480),
+        };
+        let fps = o.fps.or(s.fps).unwrap_or(15);
+        if !FPS_RANGE.contains(&fps) {
+            return Err(ConfigError::new(
+                "source.fps",
+                format!(
+                    "{fps} is out of range ({}..={})",
+                    FPS_RANGE.start(),
+                    FPS_RANGE.end()
+                ),
+            ));
+        }
+        let quality = o.quality.or(s.quality).unwrap_or(80);
+        if !QUALITY_RANGE.contains(&quality) {
+            return Err(ConfigError::new(
+                "source.quality",
+                format!("{quality} is out of range (1..=100)"),
+            ));
+        }
+        let wait_for_device = seconds(
+            "source.wait_for_device",
+            s.wait_for_device.unwrap_or(0.0),
+            0.0,
+            3600.0,
+        )?;
+
+        let r = file.relay;
+        let url = o.relay.clone().or(r.url).unwrap_or_default();
+        if require_relay {
+            if url.is_empty() {
+                return Err(ConfigError::new(
+                    "relay.url",
+                    "no relay given; pass --relay ws://host:port/path or set relay.url",
+                ));
+            }
+            check_url("relay.url", &url)?;
+        } else if !url.is_empty() {
+            check_url("relay.url", &url)?;
+        }
+        let protocol = match o.protocol.clone().or(r.protocol).as_deref() {
+            None | Some("raw") => Protocol::Raw,
+            Some("phoenix") => Protocol::Phoenix,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "relay.protocol",
+                    format!("`{other}` is not a protocol (raw or phoenix)"),
+                ));
+            }
+        };
+        let topic = o
+            .topic
+            .clone()
+            .or(r.topic)
+            .unwrap_or_else(|| format!("camera:{camera}"));
+        if topic.is_empty() || topic.len() > 255 {
+            return Err(ConfigError::new("relay.topic", "must be 1 to 255 bytes"));
+        }
+        let token = o.token.clone().or(r.token);
+        if let Some(t) = &token {
+            if t.is_empty() || t.chars().any(|c| c.is_control() || c == ' ') {
+                return Err(ConfigError::new(
+                    "relay.token",
+                    "must be non-empty, without spaces or control characters",
+                ));
+            }
+        }
+        let ca = o.ca.clone().or(r.ca);
+        if let Some(p) = &ca {
+            if !p.is_file() {
+                return Err(ConfigError::new(
+                    "relay.ca",
+                    format!("{} is not a readable file", p.display()),
+                ));
+            }
+        }
+        let heartbeat_interval = seconds(
+            "relay.heartbeat_interval",
+            o.heartbeat.or(r.heartbeat_interval).unwrap_or(30.0),
+            0.1,
+            3600.0,
+        )?;
+        let stats_interval = seconds(
+            "relay.stats_interval",
+            o.stats_interval.or(r.stats_interval).unwrap_or(10.0),
+            0.1,
+            86400.0,
+        )?;
+        let connect_timeout = seconds(
+            "relay.connect_timeout",
+            r.connect_timeout.unwrap_or(10.0),
+            0.1,
+            600.0,
+        )?;
+        let write_timeout = seconds(
+            "relay.write_timeout",
+            r.write_timeout.unwrap_or(10.0),
+            0.1,
+            600.0,
+        )?;
+        let ack_timeout = seconds(
+            "relay.ack_timeout",
+            r.ack_timeout.unwrap_or(5.0),
+            0.1,
+            600.0,
+        )?;
+        let window = r.window.unwrap_or(1);
+        if !(1..=64).contains(&window) {
+            return Err(ConfigError::new(
+                "relay.window",
+                format!("{window} is out of range (1..=64)"),
+            ));
+        }
+
+        let b = file.backoff;
+        let base = seconds("backoff.base", b.base.unwrap_or(0.5), 0.01, 3600.0)?;
+        let max = seconds("backoff.max", b.max.unwrap_or(30.0), 0.01, 86400.0)?;
+        if max < base {
+            return Err(ConfigError::new(
+                "backoff.max",
+                "must not be smaller than backoff.base",
+            ));
+        }
+        let stable_after = seconds(
+            "backoff.stable_after",
+            b.stable_after.unwrap_or(10.0),
+            0.0,
+            86400.0,
+        )?;
+
+        let led = LedConfig {
+            pin: parse_led_pin(file.led.pin.as_ref())?,
+            active_low: file.led.active_low.unwrap_or(false),
+        };
+
+        Ok(Config {
+            camera,
+            log_level,
+            source: SourceConfig {
+                kind,
+                width,
+                height,
+                fps,
+                quality,
+                wait_for_device,
+            },
+            relay: RelayConfig {
+                url,
+                token,
+                protocol,
+                topic,
+                auth_subprotocol: o.auth_subprotocol || r.auth_subprotocol.unwrap_or(false),
+                ca,
+                heartbeat_interval,
+                stats_interval,
+                connect_timeout,
+                write_timeout,
+                ack_timeout,
+                window,
+            },
+            backoff: BackoffConfig {
+                base,
+                max,
+                stable_after,
+            },
+            led,
+        })
+    }
+}
+
+fn parse_led_pin(v: Option<&toml::Value>) -> Result<LedPin, ConfigError> {
+    match v {
+        None => Ok(LedPin::None),
+        Some(toml::Value::String(s)) if s == "none" => Ok(LedPin::None),
+        Some(toml::Value::String(s)) if s == "act" => Ok(LedPin::Act),
+        Some(toml::Value::Integer(n)) if (0..=53).contains(n) => Ok(LedPin::Gpio(*n as u8)),
+        Some(other) => Err(ConfigError::new(
+            "led.pin",
+            format!("`{other:?}` is not a pin (a BCM GPIO number 0..=53, \"act\" or \"none\")"),
+        )),
+    }
+}
+
+/// The default camera id: the host name, else `camera`.
+pub fn default_camera_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| check_id("camera", s).is_ok())
+        .unwrap_or_else(|| "camera".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(text: &str) -> Result<Config, ConfigError> {
+        let f = parse_str(text)?;
+        Config::build_with(f, &Overrides::default(), true, &|_| false)
+    }
+
+    const OK: &str = "camera = \"porch\"\n[source]\ndevice = \"pattern\"\n[relay]\nurl = \"ws://127.0.0.1:8080/ingest/porch\"\n";
+
+    #[test]
+    fn minimal_config_is_valid_with_defaults() {
+        let c = build(OK).unwrap();
+        assert_eq!(c.camera, "porch");
+        assert_eq!(c.source.kind, SourceKind::Pattern);
+        assert_eq!(
+            (
+                c.source.width,
+                c.source.height,
+                c.source.fps,
+                c.source.quality
+            ),
+            (640, 480, 15, 80)
+        );
+        assert_eq!(c.relay.protocol, Protocol::Raw);
+        assert_eq!(c.relay.topic, "camera:porch");
+        assert_eq!(c.relay.heartbeat_interval, Duration::from_secs(30));
+        assert_eq!(c.relay.window, 1);
+        assert_eq!(c.backoff, BackoffConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = build(&format!("{OK}fsp = 3\n")).unwrap_err();
+        assert_eq!(e.key, "relay.fsp", "{e}");
+        let e = build(&format!("cmaera = \"x\"\n{OK}")).unwrap_err();
+        assert_eq!(e.key, "cmaera", "{e}");
+        assert!(e.reason.contains("unknown field"), "{e}");
+        let e = build("[source]\nfsp = 3\n").unwrap_err();
+        assert_eq!(e.key, "source.fsp");
+        assert!(e.to_string().contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_named() {
+        let e = build(&OK.replace("device = \"pattern\"", "device = \"pattern\"\nfps = 0"))
+            .unwrap_err();
+        assert_eq!(e.key, "source.fps");
+        let e = build(&OK.replace(
+            "device = \"pattern\"",
+            "device = \"pattern\"\nquality = 101",
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "source.quality");
+        let e = build(&OK.replace(
+            "device = \"pattern\"",
+            "device = \"pattern\"\nsize = \"640by480\"",
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "source.size");
+        let e = build(&format!("{OK}heartbeat_interval = 0\n")).unwrap_err();
+        assert_eq!(e.key, "relay.heartbeat_interval");
+        let e = build(&format!("{OK}window = 0\n")).unwrap_err();
+        assert_eq!(e.key, "relay.window");
+    }
+
+    #[test]
+    fn bad_url_scheme_is_named() {
+        let e = build(&OK.replace("ws://", "http://")).unwrap_err();
+        assert_eq!(e.key, "relay.url");
+        assert!(e.reason.contains("http"), "{e}");
+        let e = build(&OK.replace("ws://127.0.0.1:8080/ingest/porch", "porch")).unwrap_err();
+        assert_eq!(e.key, "relay.url");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let e = build(&OK.replace(
+            "device = \"pattern\"",
+            "device = \"pattern\"\nfps = \"fast\"",
+        ))
+        .unwrap_err();
+        assert!(e.reason.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn missing_device_suggests_pattern() {
+        let e = build("[relay]\nurl = \"ws://h/x\"\n").unwrap_err();
+        assert_eq!(e.key, "source.device");
+        assert!(e.reason.contains("--source pattern"), "{e}");
+    }
+
+    #[test]
+    fn flags_win_over_file() {
+        let f = parse_str(OK).unwrap();
+        let o = Overrides {
+            fps: Some(5),
+            camera: Some("gate".into()),
+            protocol: Some("phoenix".into()),
+            heartbeat: Some(1.0),
+            ..Overrides::default()
+        };
+        let c = Config::build_with(f, &o, true, &|_| false).unwrap();
+        assert_eq!(c.source.fps, 5);
+        assert_eq!(c.camera, "gate");
+        assert_eq!(c.relay.topic, "camera:gate");
+        assert_eq!(c.relay.protocol, Protocol::Phoenix);
+        assert_eq!(c.relay.heartbeat_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn bad_protocol_camera_and_led() {
+        let e = build(&format!("{OK}protocol = \"mqtt\"\n")).unwrap_err();
+        assert_eq!(e.key, "relay.protocol");
+        let e = build(&OK.replace("porch\"\n[source]", "por ch\"\n[source]")).unwrap_err();
+        assert_eq!(e.key, "camera");
+        let e = build(&format!("{OK}[led]\npin = 99\n")).unwrap_err();
+        assert_eq!(e.key, "led.pin");
+        let c = build(&format!("{OK}[led]\npin = \"act\"\n")).unwrap();
+        assert_eq!(c.led.pin, LedPin::Act);
+    }
+
+    #[test]
+    fn parse_size_rules() {
+        assert_eq!(parse_size("k", "1280x720").unwrap(), (1280, 720));
+        assert!(parse_size("k", "641x480").is_err());
+        assert!(parse_size("k", "0x0").is_err());
+        assert!(parse_size("k", "x").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! The device edge: status LED, systemd notify/watchdog.

@@ -1,0 +1,3 @@
+//! The encode stage: raw pixels → JPEG, MJPEG pass-through, COM metadata.
+
+pub mod com;

@@ -1,0 +1,15 @@
+//! zerocam: V4L2 capture → JPEG → latest-frame slot → WebSocket stream →
+//! relay → viewers. Each stage has its own module, named for what it does.
+
+pub mod capture;
+pub mod config;
+pub mod device;
+pub mod encode;
+pub mod frame;
+pub mod logging;
+pub mod pipeline;
+pub mod slot;
+pub mod stream;
+
+/// The version string sent in `hello` and printed by `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,229 @@
+//! `zerocam`: the command line. It only wires things; the work lives in the
+//! library's stage modules.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use zerocam::config::{self, Config, FileConfig, Overrides};
+use zerocam::{capture, logging, pipeline, stream};
+
+#[derive(Parser)]
+#[command(
+    name = "zerocam",
+    version,
+    about = "Headless network camera: V4L2 → JPEG → WebSocket, and the relay it streams to"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Capture frames and stream them to a relay.
+    Stream(StreamArgs),
+    /// List V4L2 devices, their formats, sizes and rates, and the mode zerocam would pick.
+    Probe {
+        /// A device such as /dev/video0; all devices when omitted.
+        device: Option<PathBuf>,
+    },
+    /// Capture one frame and write it as a JPEG file.
+    Snapshot(SnapshotArgs),
+    /// Validate a config file; exits non-zero naming the key and the reason.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
+}
+
+#[derive(Args, Default)]
+struct SourceArgs {
+    /// `pattern` (built-in test pattern) or a V4L2 device such as /dev/video0.
+    #[arg(long)]
+    source: Option<String>,
+    /// Frame size, WxH.
+    #[arg(long)]
+    size: Option<String>,
+    /// Frames per second.
+    #[arg(long)]
+    fps: Option<u32>,
+    /// JPEG quality, 1-100 (for sources that zerocam encodes).
+    #[arg(long)]
+    quality: Option<u8>,
+}
+
+#[derive(Args)]
+struct StreamArgs {
+    /// Config file [default: /etc/zerocam/zerocam.toml when present].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Relay URL, ws:// or wss://.
+    #[arg(long)]
+    relay: Option<String>,
+    /// Camera id.
+    #[arg(long)]
+    camera: Option<String>,
+    /// Token for the relay (query string and Authorization header).
+    #[arg(long)]
+    token: Option<String>,
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Wire dialect: raw or phoenix.
+    #[arg(long)]
+    protocol: Option<String>,
+    /// Phoenix channel topic [default: camera:<camera id>].
+    #[arg(long)]
+    topic: Option<String>,
+    /// Heartbeat interval in seconds [default: 30].
+    #[arg(long)]
+    heartbeat: Option<f64>,
+    /// Stats interval in seconds [default: 10].
+    #[arg(long)]
+    stats_interval: Option<f64>,
+    /// PEM file with a private CA for wss://.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Also offer the token as a Phoenix ≥ 1.8 auth subprotocol.
+    #[arg(long)]
+    auth_subprotocol: bool,
+    /// error, warn, info, debug or trace (RUST_LOG refines it).
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+#[derive(Args)]
+struct SnapshotArgs {
+    /// Config file (its [source] section is used).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Output file.
+    #[arg(short = 'o', long = "output")]
+    output: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            log::error!("{e:#}");
+            eprintln!("zerocam: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads `--config FILE`, or the default file when it exists.
+fn load_file(explicit: Option<&Path>) -> Result<FileConfig, config::ConfigError> {
+    match explicit {
+        Some(p) => config::read_file(p),
+        None if Path::new(config::DEFAULT_CONFIG_PATH).exists() => {
+            config::read_file(Path::new(config::DEFAULT_CONFIG_PATH))
+        }
+        None => Ok(FileConfig::default()),
+    }
+}
+
+fn source_overrides(s: SourceArgs) -> Overrides {
+    Overrides {
+        source: s.source,
+        size: s.size,
+        fps: s.fps,
+        quality: s.quality,
+        ..Overrides::default()
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Stream(a) => {
+            let file = load_file(a.config.as_deref());
+            let o = Overrides {
+                relay: a.relay,
+                camera: a.camera,
+                token: a.token,
+                protocol: a.protocol,
+                topic: a.topic,
+                heartbeat: a.heartbeat,
+                stats_interval: a.stats_interval,
+                ca: a.ca,
+                log_level: a.log_level,
+                auth_subprotocol: a.auth_subprotocol,
+                ..source_overrides(a.source)
+            };
+            logging::init(o.log_level.as_deref());
+            let cfg = Config::build(file?, &o, true)?;
+            if let Some(level) = &cfg.log_level {
+                log::set_max_level(level.parse().unwrap_or(log::LevelFilter::Info));
+            }
+            stream_main(cfg)
+        }
+        Cmd::Probe { device } => {
+            logging::init(None);
+            capture::probe(device.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Snapshot(a) => {
+            logging::init(None);
+            let file = load_file(a.config.as_deref())?;
+            let cfg = Config::build(file, &source_overrides(a.source), false)?;
+            capture::snapshot(&cfg.source, &a.output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::CheckConfig { file } => {
+            let f = config::read_file(&file)?;
+            // Validate as `stream` would, but without requiring a relay
+            // (a relay-only config is valid too) or a device node here.
+            let cfg = Config::build_with(f, &Overrides::default(), false, &|_| true)?;
+            println!(
+                "{}: ok (camera {}, source {}, relay {})",
+                file.display(),
+                cfg.camera,
+                cfg.source.kind,
+                if cfg.relay.url.is_empty() {
+                    "-"
+                } else {
+                    &cfg.relay.url
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn stream_main(cfg: Config) -> anyhow::Result<ExitCode> {
+    log::info!(
+        "zerocam {} camera {} source {} {}x{}@{} → {} ({})",
+        zerocam::VERSION,
+        cfg.camera,
+        cfg.source.kind,
+        cfg.source.width,
+        cfg.source.height,
+        cfg.source.fps,
+        cfg.relay.url,
+        cfg.relay.protocol
+    );
+    let requested = pipeline::SourceInfo {
+        format: match cfg.source.kind {
+            config::SourceKind::Pattern => "pattern".into(),
+            config::SourceKind::Device(_) => "unknown".into(),
+        },
+        width: cfg.source.width,
+        height: cfg.source.height,
+        fps: cfg.source.fps,
+    };
+    let pipeline = pipeline::Pipeline::new(requested, cfg.source.quality)?;
+    let capture = capture::spawn(pipeline.clone(), cfg.source.clone())?;
+    let result = stream::session::run(&cfg, pipeline.clone());
+    pipeline.controls.request_shutdown();
+    if capture.join().is_err() {
+        log::error!("capture thread panicked");
+    }
+    result?;
+    log::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,251 @@
+//! What the capture thread and the stream thread share: the latest-frame
+//! slot, the live controls the relay may change, and the counters behind the
+//! stats line and the `stats` message.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::slot::{Slot, Waker};
+
+/// Settings the relay can change while streaming (`pause`, `resume`, `set`).
+#[derive(Debug)]
+pub struct Controls {
+    paused: AtomicBool,
+    fps: AtomicU32,
+    quality: AtomicU8,
+    shutdown: AtomicBool,
+}
+
+impl Controls {
+    pub fn new(fps: u32, quality: u8) -> Controls {
+        Controls {
+            paused: AtomicBool::new(false),
+            fps: AtomicU32::new(fps),
+            quality: AtomicU8::new(quality),
+            shutdown: AtomicBool::new(false),
+        }
+    }
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+    pub fn set_paused(&self, p: bool) {
+        self.paused.store(p, Ordering::Relaxed)
+    }
+    pub fn fps(&self) -> u32 {
+        self.fps.load(Ordering::Relaxed)
+    }
+    pub fn set_fps(&self, fps: u32) {
+        self.fps.store(fps, Ordering::Relaxed)
+    }
+    pub fn quality(&self) -> u8 {
+        self.quality.load(Ordering::Relaxed)
+    }
+    pub fn set_quality(&self, q: u8) {
+        self.quality.store(q, Ordering::Relaxed)
+    }
+    /// Has a shutdown been asked for (SIGTERM/SIGINT)?
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+    pub fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::Relaxed)
+    }
+    /// The flag itself, for `signal_hook::flag::register`.
+    pub fn shutdown_flag(&self) -> &AtomicBool {
+        &self.shutdown
+    }
+}
+
+/// How many recent encode times are kept for the p50/p99 figures.
+const ENCODE_SAMPLES: usize = 256;
+
+/// Monotonic counters; read with [`Counters::snapshot`].
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Frames that came out of the source and were put in the slot.
+    pub captured: AtomicU64,
+    /// Frames handed to the socket.
+    pub sent: AtomicU64,
+    /// JPEG bytes handed to the socket.
+    pub bytes_sent: AtomicU64,
+    /// Source frames rejected as corrupt or truncated (never forwarded).
+    pub corrupt: AtomicU64,
+    /// Frames that could not be encoded.
+    pub encode_errors: AtomicU64,
+    /// Source failures (device lost, read errors), each followed by a reopen.
+    pub source_errors: AtomicU64,
+    /// Successful connections after the first.
+    pub reconnects: AtomicU64,
+    /// Recent encode (or pass-through) durations, microseconds.
+    encode_us: Mutex<Vec<u32>>,
+}
+
+impl Counters {
+    /// Records one encode (or pass-through) duration.
+    pub fn record_encode_us(&self, us: u32) {
+        let mut v = self.encode_us.lock().unwrap_or_else(|p| p.into_inner());
+        if v.len() >= ENCODE_SAMPLES {
+            v.remove(0);
+        }
+        v.push(us);
+    }
+
+    /// p50 and p99 of the recent encode times, in milliseconds.
+    pub fn encode_ms_percentiles(&self) -> (f64, f64) {
+        let mut v = self
+            .encode_us
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if v.is_empty() {
+            return (0.0, 0.0);
+        }
+        v.sort_unstable();
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+        (at(0.50), at(0.99))
+    }
+}
+
+/// What the source is delivering, for `hello` and the logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// `mjpeg`, `yuyv`, `nv12`, `yu12` or `pattern`.
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+/// Everything the pipeline's threads share.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub slot: Slot,
+    pub controls: Controls,
+    pub counters: Counters,
+    pub waker: Arc<Waker>,
+    source: Mutex<SourceInfo>,
+}
+
+impl Pipeline {
+    /// `requested` describes the source until it reports what it granted.
+    pub fn new(requested: SourceInfo, quality: u8) -> std::io::Result<Arc<Pipeline>> {
+        let waker = Arc::new(Waker::new()?);
+        Ok(Arc::new(Pipeline {
+            slot: Slot::new(waker.clone()),
+            controls: Controls::new(requested.fps, quality),
+            counters: Counters::default(),
+            waker,
+            source: Mutex::new(requested),
+        }))
+    }
+
+    /// What the source delivers (as last reported by the capture thread).
+    pub fn source_info(&self) -> SourceInfo {
+        self.source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Called by the capture thread once the device granted a mode.
+    pub fn set_source_info(&self, info: SourceInfo) {
+        *self.source.lock().unwrap_or_else(|p| p.into_inner()) = info;
+    }
+
+    /// A consistent-enough reading of all counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let c = &self.counters;
+        let (p50, p99) = c.encode_ms_percentiles();
+        StatsSnapshot {
+            captured: c.captured.load(Ordering::Relaxed),
+            sent: c.sent.load(Ordering::Relaxed),
+            bytes: c.bytes_sent.load(Ordering::Relaxed),
+            dropped: self.slot.dropped(),
+            corrupt: c.corrupt.load(Ordering::Relaxed),
+            source_errors: c.source_errors.load(Ordering::Relaxed),
+            reconnects: c.reconnects.load(Ordering::Relaxed),
+            encode_ms_p50: p50,
+            encode_ms_p99: p99,
+            fps: self.controls.fps(),
+            quality: self.controls.quality(),
+            paused: self.controls.paused(),
+        }
+    }
+}
+
+/// Counter values at one instant; also the body of the `stats` message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StatsSnapshot {
+    pub captured: u64,
+    pub sent: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+    pub corrupt: u64,
+    pub source_errors: u64,
+    pub reconnects: u64,
+    pub encode_ms_p50: f64,
+    pub encode_ms_p99: f64,
+    pub fps: u32,
+    pub quality: u8,
+    pub paused: bool,
+}
+
+/// Rates between two snapshots, for the periodic log line and `stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Rates {
+    pub fps_captured: f64,
+    pub fps_sent: f64,
+    pub kbit_s: f64,
+}
+
+impl StatsSnapshot {
+    /// Rates from `earlier` to `self` over `secs`.
+    pub fn rates_since(&self, earlier: &StatsSnapshot, secs: f64) -> Rates {
+        if secs <= 0.0 {
+            return Rates::default();
+        }
+        Rates {
+            fps_captured: (self.captured.saturating_sub(earlier.captured)) as f64 / secs,
+            fps_sent: (self.sent.saturating_sub(earlier.sent)) as f64 / secs,
+            kbit_s: (self.bytes.saturating_sub(earlier.bytes)) as f64 * 8.0 / 1000.0 / secs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_over_recent_samples() {
+        let c = Counters::default();
+        assert_eq!(c.encode_ms_percentiles(), (0.0, 0.0));
+        for us in 1..=100 {
+            c.record_encode_us(us * 1000);
+        }
+        let (p50, p99) = c.encode_ms_percentiles();
+        assert!((50.0..=51.0).contains(&p50), "{p50}");
+        assert!((98.0..=100.0).contains(&p99), "{p99}");
+        for _ in 0..ENCODE_SAMPLES {
+            c.record_encode_us(2000);
+        }
+        assert_eq!(c.encode_ms_percentiles(), (2.0, 2.0));
+    }
+
+    #[test]
+    fn rates() {
+        let a = StatsSnapshot::default();
+        let b = StatsSnapshot {
+            captured: 30,
+            sent: 20,
+            bytes: 125_000,
+            ..a
+        };
+        let r = b.rates_since(&a, 2.0);
+        assert_eq!(r.fps_captured, 15.0);
+        assert_eq!(r.fps_sent, 10.0);
+        assert_eq!(r.kbit_s, 500.0);
+    }
+}

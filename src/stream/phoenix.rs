@@ -1,0 +1,1 @@
+//! The `phoenix` dialect (Phoenix Channels, serializer V2). TEMPORARY: not built yet.
