@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -108,6 +109,87 @@ impl Counters {
     }
 }
 
+/// What the link is doing, for the status LED and the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LinkState {
+    /// Not connected yet, or reconnecting (also: not joined yet).
+    Connecting = 0,
+    /// Connected and sending frames.
+    Streaming = 1,
+    /// Connected, paused by the relay.
+    Paused = 2,
+    /// Refused (auth) or the source is failing.
+    Error = 3,
+}
+
+/// Liveness of the pipeline's threads: each loop "beats" every iteration, so
+/// a thread stuck in a syscall stops beating. The systemd watchdog is fed
+/// only while both beat (see `device`).
+#[derive(Debug)]
+pub struct Health {
+    start: Instant,
+    link: AtomicU8,
+    source_ok: AtomicBool,
+    capture_beat_ms: AtomicU64,
+    stream_beat_ms: AtomicU64,
+}
+
+impl Health {
+    fn new() -> Health {
+        Health {
+            start: Instant::now(),
+            link: AtomicU8::new(LinkState::Connecting as u8),
+            source_ok: AtomicBool::new(false),
+            capture_beat_ms: AtomicU64::new(0),
+            stream_beat_ms: AtomicU64::new(0),
+        }
+    }
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+    pub fn set_link(&self, s: LinkState) {
+        self.link.store(s as u8, Ordering::Relaxed)
+    }
+    pub fn link(&self) -> LinkState {
+        match self.link.load(Ordering::Relaxed) {
+            1 => LinkState::Streaming,
+            2 => LinkState::Paused,
+            3 => LinkState::Error,
+            _ => LinkState::Connecting,
+        }
+    }
+    /// The source is open and delivering (false while it is being reopened).
+    pub fn set_source_ok(&self, ok: bool) {
+        self.source_ok.store(ok, Ordering::Relaxed)
+    }
+    pub fn source_ok(&self) -> bool {
+        self.source_ok.load(Ordering::Relaxed)
+    }
+    /// Called by the capture thread on every loop iteration.
+    pub fn beat_capture(&self) {
+        self.capture_beat_ms.store(self.now_ms(), Ordering::Relaxed)
+    }
+    /// Called by the stream thread on every loop iteration.
+    pub fn beat_stream(&self) {
+        self.stream_beat_ms.store(self.now_ms(), Ordering::Relaxed)
+    }
+    /// Time since the capture thread last beat.
+    pub fn capture_age(&self) -> Duration {
+        Duration::from_millis(
+            self.now_ms()
+                .saturating_sub(self.capture_beat_ms.load(Ordering::Relaxed)),
+        )
+    }
+    /// Time since the stream thread last beat.
+    pub fn stream_age(&self) -> Duration {
+        Duration::from_millis(
+            self.now_ms()
+                .saturating_sub(self.stream_beat_ms.load(Ordering::Relaxed)),
+        )
+    }
+}
+
 /// What the source is delivering, for `hello` and the logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceInfo {
@@ -125,6 +207,7 @@ pub struct Pipeline {
     pub controls: Controls,
     pub counters: Counters,
     pub waker: Arc<Waker>,
+    pub health: Health,
     source: Mutex<SourceInfo>,
 }
 
@@ -137,6 +220,7 @@ impl Pipeline {
             controls: Controls::new(requested.fps, quality),
             counters: Counters::default(),
             waker,
+            health: Health::new(),
             source: Mutex::new(requested),
         }))
     }
