@@ -1,0 +1,185 @@
+//! Helper run inside the `scripts/vm-test` guests (busybox + vivid + zerocam):
+//!
+//! - `vm_guest view URL FRAMES TIMEOUT_S`: a viewer. Connects to a relay's
+//!   `/cameras/{id}/ws`, receives FRAMES binary messages, decodes each JPEG
+//!   with a real decoder and prints one parseable `VIEWER ...` line.
+//! - `vm_guest ctl DEVICE NAME [VALUE]`: sets a V4L2 control found by name
+//!   (vivid's error injection, e.g. "Disconnect"), like `v4l2-ctl --set-ctrl`.
+//! - `vm_guest ctls DEVICE`: lists the device's controls.
+//!
+//! It is test tooling, so it reports errors on stderr and exits non-zero
+//! instead of panicking; it never waits longer than its timeout.
+
+use std::io::ErrorKind;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tungstenite::Message;
+use v4l::control::{Control, Type, Value};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let res = match args.first().map(String::as_str) {
+        Some("view") if args.len() == 4 => match (args[2].parse(), args[3].parse()) {
+            (Ok(n), Ok(t)) => view(&args[1], n, Duration::from_secs_f64(t)),
+            _ => Err(anyhow::anyhow!("view: FRAMES and TIMEOUT_S must be numbers")),
+        },
+        Some("ctl") if args.len() == 3 || args.len() == 4 => {
+            set_ctl(&args[1], &args[2], args.get(3).map(String::as_str))
+        }
+        Some("ctls") if args.len() == 2 => list_ctls(&args[1]),
+        _ => Err(anyhow::anyhow!(
+            "usage: vm_guest view URL FRAMES TIMEOUT_S | ctl DEVICE NAME [VALUE] | ctls DEVICE"
+        )),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vm_guest: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the viewer saw.
+#[derive(Default)]
+struct Tally {
+    received: u64,
+    decoded: u64,
+    undecodable: u64,
+    size: Option<(u16, u16)>,
+    first_seq: Option<u64>,
+    last_seq: Option<u64>,
+    first_at: Option<Instant>,
+    last_at: Option<Instant>,
+}
+
+impl Tally {
+    fn line(&self) -> String {
+        let fps = match (self.first_at, self.last_at) {
+            (Some(a), Some(b)) if self.received > 1 && b > a => {
+                (self.received - 1) as f64 / (b - a).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        let size = self.size.map_or("-".into(), |(w, h)| format!("{w}x{h}"));
+        let seq = match (self.first_seq, self.last_seq) {
+            (Some(a), Some(b)) => format!("{a}..{b}"),
+            _ => "-".into(),
+        };
+        format!(
+            "VIEWER received={} decoded={} undecodable={} size={size} fps={fps:.1} seq={seq}",
+            self.received, self.decoded, self.undecodable
+        )
+    }
+}
+
+/// Connects (retrying until the deadline: the relay or the camera may not be
+/// up yet) and counts frames until `frames` arrived or the time is up.
+fn view(url: &str, frames: u64, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let rest = url
+        .strip_prefix("ws://")
+        .context("view: only ws:// URLs are supported")?;
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let mut last_err = String::new();
+    let mut ws = loop {
+        if Instant::now() >= deadline {
+            bail!("view: could not connect to {url} within {timeout:?}: {last_err}");
+        }
+        let attempt = (|| -> Result<_> {
+            let addr = hostport
+                .to_socket_addrs()?
+                .next()
+                .context("no address")?;
+            let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+            tcp.set_read_timeout(Some(Duration::from_millis(500)))?;
+            let (ws, _resp) = tungstenite::client::client(url, tcp)?;
+            Ok(ws)
+        })();
+        match attempt {
+            Ok(ws) => break ws,
+            Err(e) => {
+                last_err = format!("{e:#}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    let mut t = Tally::default();
+    while t.received < frames && Instant::now() < deadline {
+        match ws.read() {
+            Ok(Message::Binary(b)) => {
+                let now = Instant::now();
+                t.first_at.get_or_insert(now);
+                t.last_at = Some(now);
+                t.received += 1;
+                if let Some(m) = zerocam::encode::com::parse(&b) {
+                    t.first_seq.get_or_insert(m.seq);
+                    t.last_seq = Some(m.seq);
+                }
+                let mut d = jpeg_decoder::Decoder::new(&b[..]);
+                match d.decode() {
+                    Ok(px) if !px.is_empty() => {
+                        t.decoded += 1;
+                        t.size = d.info().map(|i| (i.width, i.height));
+                    }
+                    _ => t.undecodable += 1,
+                }
+            }
+            Ok(Message::Close(c)) => {
+                eprintln!("vm_guest: relay closed the viewer socket: {c:?}");
+                break;
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => {
+                eprintln!("vm_guest: viewer socket error: {e}");
+                break;
+            }
+        }
+    }
+    let _ = ws.close(None);
+    println!("{}", t.line());
+    if t.received < frames || t.decoded < t.received {
+        bail!("view: wanted {frames} decodable frames, {}", t.line());
+    }
+    Ok(())
+}
+
+fn list_ctls(device: &str) -> Result<()> {
+    let dev = v4l::Device::with_path(device).with_context(|| format!("open {device}"))?;
+    for c in dev.query_controls().context("query controls")? {
+        println!("{:#010x} {:?} {:?}", c.id, c.typ, c.name);
+    }
+    Ok(())
+}
+
+/// Sets the control whose name matches (ignoring case); buttons are pressed,
+/// booleans set true unless VALUE says otherwise.
+fn set_ctl(device: &str, name: &str, value: Option<&str>) -> Result<()> {
+    let dev = v4l::Device::with_path(device).with_context(|| format!("open {device}"))?;
+    let desc = dev
+        .query_controls()
+        .context("query controls")?
+        .into_iter()
+        .find(|c| c.name.eq_ignore_ascii_case(name))
+        .with_context(|| format!("{device} has no control named {name:?}"))?;
+    let value = match desc.typ {
+        Type::Button => Value::None,
+        Type::Boolean => Value::Boolean(value.is_none_or(|v| v == "1" || v == "true")),
+        Type::Integer | Type::Menu | Type::Integer64 => Value::Integer(
+            value
+                .context("this control needs a VALUE")?
+                .parse()
+                .context("VALUE must be an integer")?,
+        ),
+        t => bail!("control {name:?} has type {t:?}, which vm_guest does not set"),
+    };
+    dev.set_control(Control { id: desc.id, value })
+        .with_context(|| format!("set {name:?} on {device}"))?;
+    println!("CTL {device} {name:?} set");
+    Ok(())
+}
