@@ -180,6 +180,7 @@ pub struct PatternSource {
 }
 
 impl PatternSource {
+    /// A pattern source of `width × height` (even) starting at `fps`.
     pub fn new(width: u32, height: u32, fps: u32) -> io::Result<PatternSource> {
         Ok(PatternSource {
             pattern: Pattern::new(width, height)?,
