@@ -24,7 +24,9 @@ fn main() -> ExitCode {
     let res = match args.first().map(String::as_str) {
         Some("view") if args.len() == 4 => match (args[2].parse(), args[3].parse()) {
             (Ok(n), Ok(t)) => view(&args[1], n, Duration::from_secs_f64(t)),
-            _ => Err(anyhow::anyhow!("view: FRAMES and TIMEOUT_S must be numbers")),
+            _ => Err(anyhow::anyhow!(
+                "view: FRAMES and TIMEOUT_S must be numbers"
+            )),
         },
         Some("ctl") if args.len() == 3 || args.len() == 4 => {
             set_ctl(&args[1], &args[2], args.get(3).map(String::as_str))
@@ -90,10 +92,7 @@ fn view(url: &str, frames: u64, timeout: Duration) -> Result<()> {
             bail!("view: could not connect to {url} within {timeout:?}: {last_err}");
         }
         let attempt = (|| -> Result<_> {
-            let addr = hostport
-                .to_socket_addrs()?
-                .next()
-                .context("no address")?;
+            let addr = hostport.to_socket_addrs()?.next().context("no address")?;
             let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
             tcp.set_read_timeout(Some(Duration::from_millis(500)))?;
             let (ws, _resp) = tungstenite::client::client(url, tcp)?;

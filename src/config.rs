@@ -71,6 +71,9 @@ pub struct SourceSection {
     pub size: Option<String>,
     pub fps: Option<u32>,
     pub quality: Option<u8>,
+    /// Pixel format to ask a V4L2 device for (`MJPG`, `YUYV`, `NV12`,
+    /// `YU12`) instead of zerocam's own pick.
+    pub format: Option<String>,
     /// Seconds to wait at start-up for the device node to appear.
     pub wait_for_device: Option<f64>,
 }
@@ -129,6 +132,7 @@ pub struct Overrides {
     pub size: Option<String>,
     pub fps: Option<u32>,
     pub quality: Option<u8>,
+    pub format: Option<String>,
     pub protocol: Option<String>,
     pub topic: Option<String>,
     pub heartbeat: Option<f64>,
@@ -190,6 +194,9 @@ pub struct SourceConfig {
     pub height: u32,
     pub fps: u32,
     pub quality: u8,
+    /// A FourCC the device must be driven in; `None`: zerocam's preference
+    /// order (MJPEG, YUYV, NV12, YU12).
+    pub format: Option<[u8; 4]>,
     pub wait_for_device: Duration,
 }
 
@@ -325,6 +332,22 @@ fn seconds(key: &str, v: f64, min: f64, max: f64) -> Result<Duration, ConfigErro
     Ok(Duration::from_secs_f64(v))
 }
 
+/// Parses a pixel format name as a FourCC zerocam can capture from.
+pub fn parse_format(key: &str, s: &str) -> Result<[u8; 4], ConfigError> {
+    const FORMATS: [&[u8; 4]; 5] = [b"MJPG", b"JPEG", b"YUYV", b"NV12", b"YU12"];
+    let up = s.to_ascii_uppercase();
+    FORMATS
+        .iter()
+        .find(|f| f[..] == *up.as_bytes())
+        .map(|f| **f)
+        .ok_or_else(|| {
+            ConfigError::new(
+                key,
+                format!("`{s}` is not a format zerocam captures (MJPG, JPEG, YUYV, NV12 or YU12)"),
+            )
+        })
+}
+
 /// Checks a relay URL: ws:// or wss:// with a host.
 pub fn check_url(key: &str, url: &str) -> Result<(), ConfigError> {
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
@@ -447,6 +470,10 @@ impl Config {
                 format!("{quality} is out of range (1..=100)"),
             ));
         }
+        let format = match o.format.as_deref().or(s.format.as_deref()) {
+            Some(f) => Some(parse_format("source.format", f)?),
+            None => None,
+        };
         let wait_for_device = seconds(
             "source.wait_for_device",
             s.wait_for_device.unwrap_or(0.0),
@@ -571,6 +598,7 @@ impl Config {
                 height,
                 fps,
                 quality,
+                format,
                 wait_for_device,
             },
             relay: RelayConfig {
@@ -740,6 +768,16 @@ mod tests {
         assert_eq!(e.key, "led.pin");
         let c = build(&format!("{OK}[led]\npin = \"act\"\n")).unwrap();
         assert_eq!(c.led.pin, LedPin::Act);
+    }
+
+    #[test]
+    fn source_format() {
+        let f = parse_str("[source]\ndevice = \"pattern\"\nformat = \"nv12\"").unwrap();
+        let c = Config::build(f, &Overrides::default(), false).unwrap();
+        assert_eq!(c.source.format, Some(*b"NV12"));
+        let e = parse_format("source.format", "RGB3").unwrap_err();
+        assert_eq!(e.key, "source.format");
+        assert!(e.to_string().contains("YUYV"), "{e}");
     }
 
     #[test]

@@ -52,6 +52,10 @@ struct SourceArgs {
     /// JPEG quality, 1-100 (for sources that zerocam encodes).
     #[arg(long)]
     quality: Option<u8>,
+    /// V4L2 pixel format to capture (MJPG, YUYV, NV12 or YU12) instead of
+    /// zerocam's pick.
+    #[arg(long)]
+    format: Option<String>,
 }
 
 #[derive(Args)]
@@ -134,6 +138,7 @@ fn source_overrides(s: SourceArgs) -> Overrides {
         size: s.size,
         fps: s.fps,
         quality: s.quality,
+        format: s.format,
         ..Overrides::default()
     }
 }

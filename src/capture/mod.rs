@@ -105,7 +105,7 @@ pub fn open(cfg: &SourceConfig) -> io::Result<Box<dyn FrameSource + Send>> {
             Box::new(pattern::PatternSource::new(cfg.width, cfg.height, cfg.fps)?)
         }
         SourceKind::Device(path) => Box::new(v4l2::V4l2Source::open(
-            path, cfg.width, cfg.height, cfg.fps,
+            path, cfg.format, cfg.width, cfg.height, cfg.fps,
         )?),
     })
 }

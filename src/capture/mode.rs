@@ -164,6 +164,34 @@ fn pick_rate(rates: &Rates, want: u32) -> (u32, String) {
     }
 }
 
+/// [`choose`] restricted to one FourCC when `format` is given (the
+/// operator's `source.format`); an error names what the device offers.
+pub fn choose_in(
+    offers: &[FormatOffer],
+    format: Option<[u8; 4]>,
+    want_w: u32,
+    want_h: u32,
+    want_fps: u32,
+) -> Result<Choice, String> {
+    let Some(f) = format else {
+        return choose(offers, want_w, want_h, want_fps);
+    };
+    let only: Vec<FormatOffer> = offers.iter().filter(|o| o.fourcc == f).cloned().collect();
+    if only.is_empty() {
+        let offered: Vec<String> = offers.iter().map(|o| fourcc_str(&o.fourcc)).collect();
+        return Err(format!(
+            "source.format {} is not offered (the device offers {})",
+            fourcc_str(&f),
+            offered.join(", ")
+        ));
+    }
+    let mut c = choose(&only, want_w, want_h, want_fps)?;
+    // Keep the size and rate reasons; only the format's changes.
+    let rest = c.reason.split_once("; ").map_or("", |(_, r)| r);
+    c.reason = format!("{} requested by source.format; {rest}", fourcc_str(&f));
+    Ok(c)
+}
+
 /// Chooses format, size and rate for a request of `want_w × want_h @
 /// want_fps`. Format wins first (MJPEG, then YUYV, NV12, YU12), then the
 /// offered size nearest to the request, then the rate.
@@ -293,6 +321,26 @@ mod tests {
         let c = choose(&offers, 1920, 1080, 15).unwrap();
         assert_eq!((c.width, c.height, c.fps), (1920, 1080, 5));
         assert!(c.reason.contains("fastest"), "{}", c.reason);
+    }
+
+    #[test]
+    fn a_requested_format_overrides_the_preference() {
+        let offers = [
+            discrete(b"MJPG", &[(640, 480, &[30.0])]),
+            discrete(b"NV12", &[(640, 480, &[30.0]), (1280, 720, &[10.0])]),
+        ];
+        let c = choose_in(&offers, Some(*b"NV12"), 1280, 720, 10).unwrap();
+        assert_eq!(c.format, SourceFormat::Raw(RawFormat::Nv12));
+        assert_eq!((c.width, c.height, c.fps), (1280, 720, 10));
+        assert!(c.reason.starts_with("NV12 requested"), "{}", c.reason);
+        assert!(c.reason.contains("10 fps"), "{}", c.reason);
+        let e = choose_in(&offers, Some(*b"YU12"), 640, 480, 15).unwrap_err();
+        assert!(
+            e.contains("YU12 is not offered") && e.contains("MJPG, NV12"),
+            "{e}"
+        );
+        let c = choose_in(&offers, None, 640, 480, 15).unwrap();
+        assert_eq!(&c.fourcc, b"MJPG");
     }
 
     #[test]

@@ -23,6 +23,7 @@ fn cfg(fps: u32) -> SourceConfig {
         height: 48,
         fps,
         quality: 80,
+        format: None,
         wait_for_device: Duration::ZERO,
     }
 }

@@ -130,13 +130,20 @@ pub struct V4l2Source {
 }
 
 impl V4l2Source {
-    /// Opens `path`, picks a mode for `width × height @ fps`, sets it and
-    /// starts streaming. Logs what the device actually granted.
-    pub fn open(path: &Path, width: u32, height: u32, fps: u32) -> io::Result<V4l2Source> {
+    /// Opens `path`, picks a mode for `width × height @ fps` (in `format`
+    /// when given), sets it and starts streaming. Logs what the device
+    /// actually granted.
+    pub fn open(
+        path: &Path,
+        format: Option<[u8; 4]>,
+        width: u32,
+        height: u32,
+        fps: u32,
+    ) -> io::Result<V4l2Source> {
         let dev = Device::with_path(path)?;
         let caps = check_caps(&dev, path)?;
         let offers = offers(&dev)?;
-        let choice: Choice = mode::choose(&offers, width, height, fps)
+        let choice: Choice = mode::choose_in(&offers, format, width, height, fps)
             .map_err(|e| other(format!("{} ({}): {e}", path.display(), caps.card)))?;
         log::info!(
             "{} ({}, {}): requesting {choice}",
