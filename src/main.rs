@@ -251,6 +251,15 @@ fn stream_main(cfg: Config) -> anyhow::Result<ExitCode> {
         log::error!("capture thread panicked");
     }
     result?;
-    log::info!("stopped");
+    let t = pipeline.snapshot();
+    log::info!(
+        "stopped: {} frames captured, {} sent, {} dropped, {} corrupt, {} source errors, {} reconnects",
+        t.captured,
+        t.sent,
+        t.dropped,
+        t.corrupt,
+        t.source_errors,
+        t.reconnects
+    );
     Ok(ExitCode::SUCCESS)
 }

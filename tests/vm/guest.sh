@@ -1,0 +1,193 @@
+# Test cases run inside the scripts/vm-test guests (sourced by /init; busybox
+# ash). Each case ends with exactly one `CASE-PASS <name>` or
+# `CASE-FAIL <name>: <reason>` line; stream cases also print one `RESULT`
+# line with frames captured, sent and decoded and the fps achieved.
+#
+# Case names: probe, <format>-<W>x<H> (e.g. yuyv-640x480), camera-loss.
+
+PORT=8080
+RELAY=ws://127.0.0.1:$PORT
+# vivid with only its video-capture node, so /dev/video0 is the camera.
+VIVID_OPTS="n_devs=1 node_types=0x1"
+
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+load_vivid() {
+  for m in $(cat /lib/modules/order); do
+    if [ "$m" = vivid ]; then
+      insmod /lib/modules/vivid.ko $VIVID_OPTS || echo "VM: insmod vivid FAILED"
+    else
+      insmod "/lib/modules/$m.ko" || echo "VM: insmod $m FAILED"
+    fi
+  done
+  wait_for_file /dev/video0 50
+  for d in /sys/class/video4linux/*; do
+    [ -e "$d/name" ] && echo "VM: $(basename "$d"): $(cat "$d/name")"
+  done
+}
+
+# wait_for_file PATH TENTHS
+wait_for_file() {
+  i=0
+  while [ ! -e "$1" ] && [ $i -lt "$2" ]; do sleep 0.1; i=$((i + 1)); done
+  [ -e "$1" ]
+}
+
+# wait_for_log FILE PATTERN SECONDS: grep -E until it matches or time is up.
+wait_for_log() {
+  i=0
+  while [ $i -lt $(($3 * 10)) ]; do
+    grep -qE "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1; i=$((i + 1))
+  done
+  return 1
+}
+
+# The relay stays up for all cases, as a real relay would.
+start_relay() {
+  [ -n "$RELAY_PID" ] && kill -0 "$RELAY_PID" 2>/dev/null && return 0
+  zerocam relay --listen 127.0.0.1:$PORT >>/tmp/relay.log 2>&1 &
+  RELAY_PID=$!
+  i=0
+  while [ $i -lt 100 ]; do
+    # busybox has no nc -z everywhere; /healthz over wget proves it serves.
+    wget -q -O /dev/null "http://127.0.0.1:$PORT/healthz" 2>/dev/null && return 0
+    kill -0 "$RELAY_PID" 2>/dev/null || break
+    sleep 0.1; i=$((i + 1))
+  done
+  echo "VM: relay did not come up"; tail -20 /tmp/relay.log
+  return 1
+}
+
+# start_camera ID LOG ARGS...: zerocam stream to the in-guest relay.
+start_camera() {
+  id=$1 log=$2; shift 2
+  : >"$log"
+  zerocam stream --source /dev/video0 --relay "$RELAY/ingest/$id" --camera "$id" \
+    --heartbeat 1 --stats-interval 2 "$@" >>"$log" 2>&1 &
+  CAM_PID=$!
+}
+
+# stop_camera LOG: SIGTERM, then require a clean exit and the totals line.
+stop_camera() {
+  kill -TERM "$CAM_PID" 2>/dev/null
+  wait "$CAM_PID"
+  CAM_RC=$?
+  CAM_PID=
+  grep -q "stopped: " "$1" && [ "$CAM_RC" = 0 ]
+}
+
+fail() {
+  echo "CASE-FAIL $CASE: $*"
+  for f in $CASE_LOGS; do
+    echo "--- tail of $f"
+    tail -25 "$f"
+  done
+  [ -n "$CAM_PID" ] && kill -9 "$CAM_PID" 2>/dev/null
+  CAM_PID=
+  return 1
+}
+
+pass() { echo "CASE-PASS $CASE"; }
+
+run_case() {
+  CASE=$1
+  CASE_LOGS=
+  echo "CASE-BEGIN $CASE at $(uptime_s) s"
+  case $CASE in
+    probe) case_probe ;;
+    camera-loss) case_camera_loss ;;
+    *-*x*) case_stream "${CASE%%-*}" "${CASE#*-}" ;;
+    *) fail "unknown case" ;;
+  esac
+}
+
+case_probe() {
+  CASE_LOGS=/tmp/probe.log
+  timeout 60 zerocam probe /dev/video0 >/tmp/probe.log 2>&1 || { fail "zerocam probe exited $?"; return; }
+  cat /tmp/probe.log | head -60
+  for f in YUYV NV12 YU12; do
+    grep -q "$f" /tmp/probe.log || { fail "probe does not list $f"; return; }
+  done
+  grep -q "640x480" /tmp/probe.log || { fail "probe lists no 640x480 size"; return; }
+  grep -q "zerocam would pick" /tmp/probe.log || { fail "probe names no pick"; return; }
+  pass
+}
+
+# case_stream FORMAT WxH: capture in FORMAT at WxH, stream to the relay, and
+# have a viewer decode what the relay fans out.
+case_stream() {
+  fmt=$(echo "$1" | tr a-z A-Z) size=$2
+  id="cam-$1-$2"
+  log=/tmp/$id.log view=/tmp/$id.view
+  CASE_LOGS="$log /tmp/relay.log $view"
+  frames=${VM_FRAMES:-20}
+  start_relay || { fail "relay did not start"; return; }
+  start_camera "$id" "$log" --format "$fmt" --size "$size" --fps 30
+  wait_for_log "$log" "granted $fmt $size" 30 || { fail "no 'granted $fmt $size' in the camera log"; return; }
+  timeout 90 vm_guest view "$RELAY/cameras/$id/ws" "$frames" 60 >"$view" 2>&1
+  vrc=$?
+  cat "$view"
+  stop_camera "$log" || { fail "camera did not stop cleanly (rc $CAM_RC)"; return; }
+  [ $vrc = 0 ] || { fail "viewer failed (rc $vrc)"; return; }
+  granted=$(grep -o "granted $fmt [0-9x]* stride [0-9]* (sizeimage [0-9]*) @ [0-9]* fps" "$log" | head -1)
+  totals=$(grep -o "stopped: .*" "$log" | tail -1)
+  captured=$(echo "$totals" | sed -n 's/.*stopped: \([0-9]*\) frames captured.*/\1/p')
+  sent=$(echo "$totals" | sed -n 's/.* \([0-9]*\) sent.*/\1/p')
+  decoded=$(sed -n 's/.*decoded=\([0-9]*\).*/\1/p' "$view")
+  vfps=$(sed -n 's/.* fps=\([0-9.]*\).*/\1/p' "$view")
+  vsize=$(sed -n 's/.* size=\([0-9x]*\).*/\1/p' "$view")
+  echo "RESULT $CASE: captured=$captured sent=$sent decoded=$decoded fps=$vfps size=$vsize ($granted)"
+  [ "$vsize" = "$size" ] || { fail "viewer decoded $vsize frames, wanted $size"; return; }
+  [ "${decoded:-0}" -ge "$frames" ] || { fail "only ${decoded:-0} of $frames frames decoded"; return; }
+  [ "${sent:-0}" -ge "$frames" ] && [ "${captured:-0}" -ge "${sent:-0}" ] ||
+    { fail "implausible totals: $totals"; return; }
+  pass
+}
+
+# Device loss through vivid's "Disconnect" error-injection control: the
+# camera must log it, keep its relay session (no reconnect), and resume
+# when the device comes back (vivid re-registers it once the last file
+# handle closes; if it does not, the module is reloaded). Then viewers get
+# decodable frames again.
+case_camera_loss() {
+  id=cam-loss log=/tmp/$id.log
+  CASE_LOGS="$log /tmp/relay.log /tmp/$id.view1 /tmp/$id.view2"
+  start_relay || { fail "relay did not start"; return; }
+  start_camera "$id" "$log" --format YUYV --size 640x480 --fps 30
+  timeout 60 vm_guest view "$RELAY/cameras/$id/ws" 5 45 >/tmp/$id.view1 2>&1 ||
+    { fail "no frames before the loss"; return; }
+  # A viewer stays connected throughout, so the relay never pauses the camera.
+  vm_guest view "$RELAY/cameras/$id/ws" 1000000 120 >/tmp/$id.viewbg 2>&1 &
+  bg=$!
+  sleep 1
+  timeout 20 vm_guest ctl /dev/video0 Disconnect || { kill $bg; fail "cannot set vivid's Disconnect control"; return; }
+  echo "VM: vivid disconnected at $(uptime_s) s"
+  if ! wait_for_log "$log" "source /dev/video0: .*reopening with backoff" 15; then
+    kill $bg; fail "the device loss was not logged"; return
+  fi
+  grep "reopening with backoff" "$log" | head -1
+  if ! wait_for_log "$log" "source /dev/video0 is back" 10; then
+    # Still retrying, not crashed?
+    kill -0 "$CAM_PID" 2>/dev/null || { kill $bg; fail "zerocam exited after the device loss"; return; }
+    echo "VM: vivid did not come back on its own; reloading the module"
+    rmmod vivid && insmod /lib/modules/vivid.ko $VIVID_OPTS || echo "VM: vivid reload failed"
+    wait_for_log "$log" "source /dev/video0 is back" 20 || { kill $bg; fail "zerocam did not resume"; return; }
+  fi
+  grep "is back" "$log" | head -1
+  timeout 60 vm_guest view "$RELAY/cameras/$id/ws" 5 45 >/tmp/$id.view2 2>&1
+  vrc=$?
+  kill $bg 2>/dev/null; wait $bg 2>/dev/null
+  cat /tmp/$id.view2
+  stop_camera "$log" || { fail "camera did not stop cleanly (rc $CAM_RC)"; return; }
+  [ $vrc = 0 ] || { fail "no decodable frames after the device came back"; return; }
+  totals=$(grep -o "stopped: .*" "$log" | tail -1)
+  echo "RESULT $CASE: $totals"
+  case $totals in
+    *" 0 reconnects"*) ;;
+    *) fail "the relay session did not survive the loss: $totals"; return ;;
+  esac
+  grep -q "link lost" "$log" && { fail "the relay link was lost during the device loss"; return; }
+  [ "$(grep -c "reopening with backoff" "$log")" -le 3 ] || { fail "the loss was logged once per retry"; return; }
+  pass
+}

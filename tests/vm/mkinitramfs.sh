@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds a guest initramfs for scripts/vm-test: busybox, the vivid module
+# chain (kernel dir from fetch-kernel.sh), the zerocam binary, the vm_guest
+# helper, /init and the list of cases to run.
+#
+# usage: mkinitramfs.sh KERNEL_DIR BUSYBOX ZEROCAM VM_GUEST OUT.cpio.gz CASE...
+set -euo pipefail
+kdir=$1 busybox=$2 zerocam=$3 vm_guest=$4 out=$5
+shift 5
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root"/{bin,proc,sys,dev,tmp,vm,lib/modules}
+cp "$busybox" "$root/bin/busybox"
+# One symlink per applet; `busybox --list` names busybox itself, and linking
+# that would replace the binary by a symlink loop (ELOOP at /init).
+for a in $("$root/bin/busybox" --list 2>/dev/null || /bin/busybox --list); do
+  [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"
+done
+cp "$kdir"/modules/*.ko "$root/lib/modules/"
+cp "$kdir/modules.order" "$root/lib/modules/order"
+cp "$zerocam" "$root/bin/zerocam"
+cp "$vm_guest" "$root/bin/vm_guest"
+cp "$here/init" "$root/init"
+cp "$here/guest.sh" "$root/vm/guest.sh"
+chmod +x "$root/init" "$root/bin/zerocam" "$root/bin/vm_guest"
+printf '%s\n' "$@" > "$root/vm/cases"
+(cd "$root" && find . | cpio -o -H newc --quiet) | gzip -1 > "$out"
