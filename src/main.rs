@@ -110,8 +110,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            log::error!("{e:#}");
-            eprintln!("zerocam: {e:#}");
+            // Plain stderr: the logger may not be installed yet (config
+            // errors), and systemd sends stderr to the journal either way.
+            eprintln!("zerocam: error: {e:#}");
             ExitCode::FAILURE
         }
     }
