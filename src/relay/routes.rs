@@ -76,16 +76,16 @@ fn viewer_camera(
     uri: &Uri,
     headers: &HeaderMap,
     id: &str,
-) -> Result<Arc<Camera>, Response> {
+) -> Result<Arc<Camera>, Box<Response>> {
     app.settings
         .viewer_auth
         .check(uri, headers)
-        .map_err(|d| denied(app, d))?;
+        .map_err(|d| Box::new(denied(app, d)))?;
     app.hub.camera(id).ok_or_else(|| {
-        plain(
+        Box::new(plain(
             StatusCode::NOT_FOUND,
             format!("camera `{id}` is unknown (it has not connected to this relay)"),
-        )
+        ))
     })
 }
 
@@ -134,7 +134,7 @@ async fn snapshot(
 ) -> Response {
     let camera = match viewer_camera(&app, &uri, &headers, &id) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !camera.online() {
         return plain(
@@ -179,7 +179,7 @@ async fn viewer_ws(
 ) -> Response {
     let camera = match viewer_camera(&app, &uri, &headers, &id) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match ws {
         Ok(ws) => ws
@@ -271,7 +271,7 @@ async fn mjpeg(
 ) -> Response {
     let camera = match viewer_camera(&app, &uri, &headers, &id) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut rx = camera.subscribe();
     rx.mark_changed();
