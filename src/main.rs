@@ -290,6 +290,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// SIGTERM/SIGINT ask the pipeline to stop and wake the stream loop, which
+/// closes the socket with 1001 and returns; a second signal exits at once.
+fn install_signal_handlers(p: &std::sync::Arc<pipeline::Pipeline>) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for sig in [SIGTERM, SIGINT] {
+        let p = p.clone();
+        // SAFETY: the handler only does async-signal-safe work: an atomic
+        // load/store, a write(2) to the waker socket, or _exit(2).
+        unsafe {
+            signal_hook::low_level::register(sig, move || {
+                if p.controls.shutting_down() {
+                    signal_hook::low_level::exit(130);
+                }
+                p.controls.request_shutdown();
+                p.waker.wake();
+            })
+        }?;
+    }
+    Ok(())
+}
+
 fn stream_main(cfg: Config) -> anyhow::Result<ExitCode> {
     log::info!(
         "zerocam {} camera {} source {} {}x{}@{} → {} ({})",
@@ -312,6 +333,7 @@ fn stream_main(cfg: Config) -> anyhow::Result<ExitCode> {
         fps: cfg.source.fps,
     };
     let pipeline = pipeline::Pipeline::new(requested, cfg.source.quality)?;
+    install_signal_handlers(&pipeline)?;
     let capture = capture::spawn(pipeline.clone(), cfg.source.clone())?;
     let result = stream::session::run(&cfg, pipeline.clone());
     pipeline.controls.request_shutdown();
