@@ -678,6 +678,10 @@ fn sigterm_closes_cameras_and_exits_cleanly() {
     };
     assert!(status.success(), "{status}");
     assert!(relay.logged("relay stopped"));
+    assert!(
+        !relay.logged("did not close"),
+        "graceful shutdown timed out"
+    );
 }
 
 #[test]

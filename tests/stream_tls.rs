@@ -20,7 +20,9 @@ fn pki() -> Pki {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "zerocam test CA");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "zerocam test CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let key = rcgen::KeyPair::generate().unwrap();
@@ -36,11 +38,16 @@ fn pki() -> Pki {
             rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
         )
         .unwrap();
-    Pki { ca_pem: ca.pem(), server: Arc::new(server) }
+    Pki {
+        ca_pem: ca.pem(),
+        server: Arc::new(server),
+    }
 }
 
 /// A one-connection-at-a-time wss relay; reports the first binary frame.
-fn serve(server: Arc<rustls::ServerConfig>) -> (u16, std::sync::mpsc::Receiver<Result<Vec<u8>, String>>) {
+fn serve(
+    server: Arc<rustls::ServerConfig>,
+) -> (u16, std::sync::mpsc::Receiver<Result<Vec<u8>, String>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = channel();
@@ -80,8 +87,20 @@ fn wss_with_a_private_ca_streams() {
     std::fs::write(&ca, &pki.ca_pem).unwrap();
     let (port, rx) = serve(pki.server);
     let url = format!("wss://localhost:{port}/ingest/t");
-    let _cam = Camera::stream(&["--relay", &url, "--camera", "t", "--size", "160x120", "--ca", ca.to_str().unwrap()]);
-    let jpeg = rx.recv_timeout(20 * SEC).expect("a frame over TLS").expect("TLS session works");
+    let _cam = Camera::stream(&[
+        "--relay",
+        &url,
+        "--camera",
+        "t",
+        "--size",
+        "160x120",
+        "--ca",
+        ca.to_str().unwrap(),
+    ]);
+    let jpeg = rx
+        .recv_timeout(20 * SEC)
+        .expect("a frame over TLS")
+        .expect("TLS session works");
     common::decode(&jpeg);
     let _ = std::fs::remove_file(ca);
 }
@@ -96,14 +115,22 @@ fn wss_without_the_ca_is_refused_by_the_camera() {
     let r = rx.recv_timeout(20 * SEC).expect("a connection attempt");
     assert!(r.is_err(), "must not stream to an unverified relay");
     let line = cam.wait_log("reconnect attempt", 10 * SEC).expect("logged");
-    assert!(line.to_lowercase().contains("certificate") || line.contains("UnknownIssuer"), "{line}");
+    assert!(
+        line.to_lowercase().contains("certificate") || line.contains("UnknownIssuer"),
+        "{line}"
+    );
 }
 
 #[test]
 fn a_bad_ca_file_is_a_clear_config_error() {
     let bad = temp_path("bad.pem");
     std::fs::write(&bad, "not a certificate").unwrap();
-    let mut cam = Camera::stream(&["--relay", "wss://localhost:1/x", "--ca", bad.to_str().unwrap()]);
+    let mut cam = Camera::stream(&[
+        "--relay",
+        "wss://localhost:1/x",
+        "--ca",
+        bad.to_str().unwrap(),
+    ]);
     let st = cam.wait_exit(10 * SEC).expect("exits");
     assert!(!st.success());
     assert!(cam.wait_log("relay.ca", SEC).is_some());

@@ -44,6 +44,9 @@ pub async fn serve(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (tx, rx) = watch::channel(false);
+    // Held here until serve returns, so handlers see `true`, not a closed channel.
+    let tx = Arc::new(tx);
+    let signal_tx = tx.clone();
     if settings.camera_auth.is_open() {
         log::warn!("no camera tokens configured: any client may stream as any camera id");
     }
@@ -57,14 +60,12 @@ pub async fn serve(
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         stop.await;
         log::info!("shutting down");
-        let _ = tx.send(true);
+        let _ = signal_tx.send(true);
         let _ = done_tx.send(());
-        // Keep `tx` alive so handlers see `true`, not a closed channel.
-        std::future::pending::<()>().await;
     });
     let server = server.into_future();
     tokio::pin!(server);
-    tokio::select! {
+    let result = tokio::select! {
         r = &mut server => r,
         _ = async {
             let _ = done_rx.await;
@@ -73,7 +74,9 @@ pub async fn serve(
             log::warn!("connections did not close within {} s; stopping anyway", SHUTDOWN_GRACE.as_secs());
             Ok(())
         }
-    }
+    };
+    drop(tx);
+    result
 }
 
 /// Completes on SIGINT or SIGTERM.
