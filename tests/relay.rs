@@ -717,3 +717,81 @@ fn check_config_validates_the_server_table() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn demo_streams_the_pattern_through_its_relay() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zerocam"))
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--size",
+            "320x240",
+            "--fps",
+            "10",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let mut child = Kill(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("open http://").nth(1) {
+                let _ = tx.send(rest.split('/').next().unwrap().to_string());
+            }
+        }
+    });
+    let addr: SocketAddr = rx
+        .recv_timeout(HANG)
+        .expect("demo prints its URL")
+        .parse()
+        .unwrap();
+    let (status, _, page) = http_get(addr, "/");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&page).contains("createObjectURL"));
+    let end = Instant::now() + HANG;
+    let mut viewer = loop {
+        match ws_connect(addr, "/cameras/demo/ws", None) {
+            Ok(v) => break v,
+            Err(_) if Instant::now() < end => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("demo camera never appeared: {e}"),
+        }
+    };
+    let mut last: Option<u64> = None;
+    for _ in 0..5 {
+        let Message::Binary(d) = viewer.read().unwrap() else {
+            continue;
+        };
+        assert_eq!(decode(&d), (320, 240));
+        let meta = com::parse(&d).unwrap();
+        assert!(
+            last.is_none_or(|l| meta.seq > l),
+            "{} after {last:?}",
+            meta.seq
+        );
+        last = Some(meta.seq);
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.0.id() as i32, libc::SIGTERM);
+    }
+    let end = Instant::now() + HANG;
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "demo did not exit on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}

@@ -176,11 +176,8 @@ pub fn demo(o: DemoOptions) -> anyhow::Result<()> {
     };
     let pipeline = Pipeline::new(requested, cfg.source.quality)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(serve(listener, settings, async move {
-        tokio::select! {
-            _ = shutdown_signal() => {}
-            _ = stop_rx => {}
-        }
+    let mut server = rt.spawn(serve(listener, settings, async move {
+        let _ = stop_rx.await;
     }));
     log::info!("relay listening on http://{local}/");
     let capture = crate::capture::spawn(pipeline.clone(), cfg.source.clone())
@@ -197,18 +194,20 @@ pub fn demo(o: DemoOptions) -> anyhow::Result<()> {
         format!("http://{local}/")
     };
     println!("zerocam demo: open {shown} in a browser (Ctrl-C to stop)");
-    let served = rt.block_on(async {
+    let early = rt.block_on(async {
         tokio::select! {
-            r = server => r,
+            _ = shutdown_signal() => None,
+            r = &mut server => Some(r),
             _ = async {
-                // The camera thread ending early is a failure worth reporting.
+                // The camera thread ending on its own is a failure to report.
                 while !camera.is_finished() {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-            } => Ok(Ok(())),
+            } => None,
         }
     });
-    let _ = stop_tx.send(());
+    // Camera first, so it closes its link cleanly instead of reconnecting
+    // to a relay that is going away; the runtime keeps serving meanwhile.
     pipeline.controls.request_shutdown();
     pipeline.waker.wake();
     let camera_result = match camera.join() {
@@ -218,8 +217,14 @@ pub fn demo(o: DemoOptions) -> anyhow::Result<()> {
     if capture.join().is_err() {
         log::error!("capture thread panicked");
     }
+    let _ = stop_tx.send(());
+    let served = match early {
+        Some(r) => r,
+        None => rt.block_on(server),
+    };
     camera_result.context("demo camera stopped")?;
     served.context("relay task failed")??;
+    log::info!("demo stopped");
     Ok(())
 }
 
