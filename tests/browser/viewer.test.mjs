@@ -133,6 +133,17 @@ async function main() {
     }, a.src);
     if (!revoked) fail("old object URL was not revoked");
     await page.screenshot({ path: join(artifacts, "viewer.png") });
+    // The MJPEG stream plays in the browser too (multipart/x-mixed-replace in an <img>).
+    const mjpegWidth = await page.evaluate(async (id) => {
+      const img = new Image();
+      img.src = "/cameras/" + encodeURIComponent(id) + "/mjpeg" + location.search;
+      document.body.appendChild(img);
+      for (let i = 0; i < 100 && img.naturalWidth === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      const w = img.naturalWidth;
+      img.remove();
+      return w;
+    }, b.camera);
+    if (!(mjpegWidth > 0)) fail("the MJPEG stream did not play in an <img>");
     // The same page on a phone-sized screen.
     const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
     await phone.goto(url, { timeout: HANG_MS });
