@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::auth::{self, CameraAuth, ViewerAuth};
-use crate::config::{ConfigError, check_id};
+use crate::config::{ConfigError, check_id, check_token, seconds};
 
 /// Default listen address of `zerocam relay`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -96,33 +96,6 @@ impl Default for Settings {
     }
 }
 
-fn err(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.to_string(),
-        reason: reason.into(),
-    }
-}
-
-fn check_token(key: &str, t: &str) -> Result<(), ConfigError> {
-    if t.is_empty() || t.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(err(
-            key,
-            "must be non-empty, without spaces or control characters",
-        ));
-    }
-    Ok(())
-}
-
-fn seconds(key: &str, v: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
-    if !v.is_finite() || v < min || v > max {
-        return Err(err(
-            key,
-            format!("{v} seconds is out of range ({min}..={max})"),
-        ));
-    }
-    Ok(Duration::from_secs_f64(v))
-}
-
 /// Parses the raw `[server]` table (as kept by [`crate::config::FileConfig`]).
 pub fn parse_section(table: Option<&toml::Table>) -> Result<ServerSection, ConfigError> {
     let Some(t) = table else {
@@ -137,7 +110,7 @@ pub fn parse_section(table: Option<&toml::Table>) -> Result<ServerSection, Confi
                 .and_then(|r| r.split('`').next())
                 .map(|f| format!("server.{f}"))
                 .unwrap_or_else(|| "server".to_string());
-            err(&key, msg)
+            ConfigError::new(&key, msg)
         })
 }
 
@@ -152,7 +125,7 @@ impl Settings {
             .or(s.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
         let listen: SocketAddr = listen_s.parse().map_err(|_| {
-            err(
+            ConfigError::new(
                 "server.listen",
                 format!("`{listen_s}` is not an address like 0.0.0.0:8080"),
             )
@@ -172,7 +145,9 @@ impl Settings {
             }
         }
         let secret = match &s.secret_file {
-            Some(p) => Some(auth::read_secret(p).map_err(|e| err("server.secret_file", e))?),
+            Some(p) => {
+                Some(auth::read_secret(p).map_err(|e| ConfigError::new("server.secret_file", e))?)
+            }
             None => None,
         };
         let v = s.viewers.unwrap_or_default();
@@ -183,7 +158,7 @@ impl Settings {
         let basic = v.basic.unwrap_or_default();
         for b in &basic {
             if !b.contains(':') || b.starts_with(':') {
-                return Err(err(
+                return Err(ConfigError::new(
                     "server.viewers.basic",
                     format!("`{b}` is not `user:password`"),
                 ));
@@ -193,7 +168,7 @@ impl Settings {
             None => d.max_frame_bytes,
             Some(n) if (1024..=64 << 20).contains(&n) => n as usize,
             Some(n) => {
-                return Err(err(
+                return Err(ConfigError::new(
                     "server.max_frame_bytes",
                     format!("{n} is out of range (1024..={})", 64u64 << 20),
                 ));
@@ -211,7 +186,7 @@ impl Settings {
         };
         let max_consecutive_rejects = s.max_consecutive_rejects.unwrap_or(10);
         if !(1..=10_000).contains(&max_consecutive_rejects) {
-            return Err(err(
+            return Err(ConfigError::new(
                 "server.max_consecutive_rejects",
                 format!("{max_consecutive_rejects} is out of range (1..=10000)"),
             ));
