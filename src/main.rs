@@ -36,6 +36,63 @@ enum Cmd {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Run the relay: cameras stream in, browsers and tools watch.
+    #[cfg(feature = "relay")]
+    Relay(RelayArgs),
+    /// The relay plus a camera streaming to it on loopback; prints the URL to open.
+    #[cfg(feature = "relay")]
+    Demo(DemoArgs),
+    /// Print a signed camera token (for a relay with `server.secret_file`).
+    #[cfg(feature = "relay")]
+    Token(TokenArgs),
+}
+
+#[cfg(feature = "relay")]
+#[derive(Args)]
+struct RelayArgs {
+    /// Address to listen on [default: 0.0.0.0:8080].
+    #[arg(long)]
+    listen: Option<String>,
+    /// A camera token accepted for any camera id (repeatable).
+    #[arg(long = "token")]
+    tokens: Vec<String>,
+    /// Config file; its [server] table holds the relay settings.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// error, warn, info, debug or trace (RUST_LOG refines it).
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+#[cfg(feature = "relay")]
+#[derive(Args)]
+struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// `pattern` or a V4L2 device such as /dev/video0.
+    #[arg(long, default_value = "pattern")]
+    source: String,
+    /// Frame size, WxH.
+    #[arg(long)]
+    size: Option<String>,
+    /// Frames per second.
+    #[arg(long)]
+    fps: Option<u32>,
+}
+
+#[cfg(feature = "relay")]
+#[derive(Args)]
+struct TokenArgs {
+    /// The camera id the token is for.
+    #[arg(long)]
+    camera: String,
+    /// File holding the relay's HMAC secret.
+    #[arg(long)]
+    secret_file: PathBuf,
+    /// Lifetime, e.g. 30d, 12h, 45m, 90s.
+    #[arg(long, default_value = "30d")]
+    ttl: String,
 }
 
 #[derive(Args, Default)]
@@ -114,8 +171,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            log::error!("{e:#}");
-            eprintln!("zerocam: {e:#}");
+            // Plain stderr: the logger may not be installed yet (config
+            // errors), and systemd sends stderr to the journal either way.
+            eprintln!("zerocam: error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -183,6 +241,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let f = config::read_file(&file)?;
             // Validate as `stream` would, but without requiring a relay
             // (a relay-only config is valid too) or a device node here.
+            #[cfg(feature = "relay")]
+            zerocam::relay::Settings::build(f.server.as_ref(), &Default::default())?;
             let cfg = Config::build_with(f, &Overrides::default(), false, &|_| true)?;
             println!(
                 "{}: ok (camera {}, source {}, relay {})",
@@ -194,6 +254,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } else {
                     &cfg.relay.url
                 }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "relay")]
+        Cmd::Relay(a) => {
+            logging::init(a.log_level.as_deref());
+            let file = load_file(a.config.as_deref())?;
+            let o = zerocam::relay::RelayOverrides {
+                listen: a.listen,
+                tokens: a.tokens,
+            };
+            zerocam::relay::run(zerocam::relay::Settings::build(file.server.as_ref(), &o)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "relay")]
+        Cmd::Demo(a) => {
+            logging::init(None);
+            let listen = a.listen.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "--listen: `{}` is not an address like 127.0.0.1:8080",
+                    a.listen
+                )
+            })?;
+            zerocam::relay::demo(zerocam::relay::DemoOptions {
+                listen,
+                source: a.source,
+                size: a.size,
+                fps: a.fps,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "relay")]
+        Cmd::Token(a) => {
+            println!(
+                "{}",
+                zerocam::relay::make_token(&a.camera, &a.secret_file, &a.ttl)?
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -9,16 +9,12 @@ use common::{Behavior, Camera, Event, SEC, TestRelay, decode, meta, temp_path};
 
 fn camera(relay: &TestRelay, extra: &[&str]) -> Camera {
     let url = relay.url("/ingest/cam1");
-    let mut args = vec![
-        "--relay",
-        url.as_str(),
-        "--camera",
-        "cam1",
-        "--size",
-        "160x120",
-        "--heartbeat",
-        "1",
-    ];
+    let mut args = vec!["--relay", url.as_str(), "--camera", "cam1"];
+    for (flag, default) in [("--size", "160x120"), ("--heartbeat", "1")] {
+        if !extra.contains(&flag) {
+            args.extend([flag, default]);
+        }
+    }
     args.extend_from_slice(extra);
     Camera::stream(&args)
 }
@@ -241,8 +237,9 @@ fn pause_resume_and_set_apply_live() {
 
 #[test]
 fn a_slow_reader_causes_counted_drops_not_growing_latency() {
+    // 100 kB/s: a poor Wi-Fi link, far below what 640x480 at 30 fps needs.
     let relay = TestRelay::start(Behavior::SlowReader {
-        pause: Duration::from_millis(250),
+        bytes_per_sec: 100_000,
     });
     let _cam = camera(
         &relay,
@@ -257,6 +254,10 @@ fn a_slow_reader_causes_counted_drops_not_growing_latency() {
     let f = frames(&events);
     assert!(f.len() >= 10, "frames: {}", f.len());
     let seqs: Vec<u64> = f.iter().map(|(_, j, _)| meta(j).seq).collect();
+    assert!(
+        f.iter().all(|(c, _, _)| *c == 1),
+        "a slow link is not a dead one: no reconnects"
+    );
     let gaps: u64 = seqs.windows(2).map(|w| w[1] - w[0] - 1).sum();
     assert!(
         gaps > 0,
@@ -294,37 +295,33 @@ fn acks_bound_what_is_in_flight_and_a_missing_ack_means_a_stall() {
         delay: Duration::from_millis(400),
         stop_after: 6,
     });
-    let cam = camera(
-        &relay,
-        &[
-            "--fps",
-            "30",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--heartbeat",
-            "5",
-        ],
-    );
+    let cam = camera(&relay, &["--fps", "30", "--config", cfg.to_str().unwrap()]);
     let events = relay.collect(5 * SEC);
     let f: Vec<_> = frames(&events)
         .into_iter()
         .filter(|(c, _, _)| *c == 1)
         .collect();
-    // One frame in flight and each ack 400 ms late: about 2.5 frames/s
-    // (plus the first, sent before any ack was seen), far below 30.
+    // Before the first ack the socket bound applies (loopback: ~400 ms of
+    // frames); from then on one frame in flight, and the relay stops acking
+    // after 6: a handful of frames, where 30 fps for 5 s would be 150.
     assert!(
-        f.len() >= 3 && f.len() <= 12,
+        f.len() >= 3 && f.len() <= 25,
         "frames on conn 1: {}",
         f.len()
     );
     // After 6 acks the relay goes quiet: the camera must call it a stall.
+    // After 6 acks the relay goes quiet: the camera must call it a stall
+    // and reconnect.
     assert!(cam.wait_log("no ack for", 6 * SEC).is_some());
-    assert!(
-        relay
-            .wait_for(5 * SEC, |e| matches!(e, Event::Connected { conn: 2, .. })
-                .then_some(()))
-            .is_some()
-    );
+    let reconnected = events
+        .iter()
+        .any(|e| matches!(e, Event::Connected { conn: 2, .. }))
+        || relay
+            .wait_for(5 * SEC, |e| {
+                matches!(e, Event::Connected { conn: 2, .. }).then_some(())
+            })
+            .is_some();
+    assert!(reconnected);
     let _ = std::fs::remove_file(cfg);
 }
 

@@ -38,6 +38,9 @@ use crate::pipeline::{LinkState, Pipeline, StatsSnapshot};
 
 type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 
+/// Frames whose send time is remembered while waiting for acks.
+const MAX_TRACKED: usize = 256;
+
 /// Why a connection attempt failed.
 #[derive(Debug)]
 enum ConnectError {
@@ -444,7 +447,9 @@ struct Connection<'a> {
     /// Set once the relay has acked a frame: from then on the ack window,
     /// not the socket's unsent count, bounds what is in flight.
     acks_seen: bool,
-    /// Send times of frames not yet acked (only tracked once acks are seen).
+    /// Send times of frames not yet acked, from the start of the
+    /// connection: the first ack may arrive with many frames already out,
+    /// and the window must count them.
     unacked: VecDeque<Instant>,
     /// Since when a write has been waiting for the socket to take it.
     flush_pending_since: Option<Instant>,
@@ -558,7 +563,7 @@ impl<'a> Connection<'a> {
                     now.duration_since(self.last_rx).as_secs_f64()
                 ));
             }
-            if let Some(sent) = self.unacked.front() {
+            if let Some(sent) = self.unacked.front().filter(|_| self.acks_seen) {
                 if now.duration_since(*sent) >= self.relay.ack_timeout {
                     return End::Lost(format!(
                         "no ack for {:.1}s: link is stalled",
@@ -601,9 +606,11 @@ impl<'a> Connection<'a> {
                         c.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         c.bytes_sent
                             .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
-                        if self.acks_seen {
-                            self.unacked.push_back(Instant::now());
+                        if self.unacked.len() >= MAX_TRACKED {
+                            // A relay that never acks: forget the oldest.
+                            self.unacked.pop_front();
                         }
+                        self.unacked.push_back(Instant::now());
                         continue; // another frame may already be waiting
                     }
                 } else {
@@ -618,7 +625,7 @@ impl<'a> Connection<'a> {
                 .min(stats.next)
                 .min(self.last_rx + dead_after)
                 .min(now + Duration::from_secs(1));
-            if let Some(sent) = self.unacked.front() {
+            if let Some(sent) = self.unacked.front().filter(|_| self.acks_seen) {
                 until = until.min(*sent + self.relay.ack_timeout);
             }
             if let Some(since) = self.flush_pending_since {

@@ -32,8 +32,8 @@ pub enum Behavior {
     SilentTcp,
     /// Completes the handshake, then never reads or writes again.
     SilentAfterHandshake,
-    /// Reads one message every `pause`, with a small receive buffer.
-    SlowReader { pause: Duration },
+    /// A slow link: reads at most `bytes_per_sec`, with a small receive buffer.
+    SlowReader { bytes_per_sec: usize },
     /// Closes the connection after this many frames.
     DropAfterFrames(usize),
     /// Acks each frame only after `delay`; stops acking after `stop_after` acks.
@@ -189,6 +189,41 @@ impl Drop for TestRelay {
     }
 }
 
+/// A TCP stream whose reads are held to a byte rate: a slow link.
+struct Throttled {
+    inner: TcpStream,
+    bytes_per_sec: usize,
+    start: Instant,
+    read: usize,
+}
+
+impl std::io::Read for Throttled {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.bytes_per_sec == usize::MAX {
+            return self.inner.read(buf);
+        }
+        // Wait until the budget allows another chunk, then read at most it.
+        let chunk = (self.bytes_per_sec / 20).max(512);
+        let due = Duration::from_secs_f64(self.read as f64 / self.bytes_per_sec as f64);
+        if let Some(wait) = due.checked_sub(self.start.elapsed()) {
+            thread::sleep(wait);
+        }
+        let n = buf.len().min(chunk);
+        let got = self.inner.read(&mut buf[..n])?;
+        self.read += got;
+        Ok(got)
+    }
+}
+
+impl std::io::Write for Throttled {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 fn serve(
     n: usize,
     stream: TcpStream,
@@ -225,7 +260,20 @@ fn serve(
         }
         Ok(resp)
     };
-    let ws = tungstenite::accept_hdr(stream, cb);
+    let rate = if let Behavior::SlowReader { bytes_per_sec } = behavior {
+        bytes_per_sec
+    } else {
+        usize::MAX
+    };
+    let ws = tungstenite::accept_hdr(
+        Throttled {
+            inner: stream,
+            bytes_per_sec: rate,
+            start: Instant::now(),
+            read: 0,
+        },
+        cb,
+    );
     let Ok(mut ws) = ws else { return };
     if let Some((uri, headers)) = seen {
         let _ = tx.send(Event::Connected {
@@ -241,6 +289,7 @@ fn serve(
         return;
     }
     ws.get_mut()
+        .inner
         .set_read_timeout(Some(Duration::from_millis(20)))
         .unwrap();
     let mut frames = 0usize;
@@ -260,9 +309,6 @@ fn serve(
                     let _ = ws.send(Message::binary(vec![0x0A]));
                 }
             }
-        }
-        if let Behavior::SlowReader { pause } = behavior {
-            thread::sleep(pause);
         }
         match ws.read() {
             Ok(Message::Binary(b)) => {
