@@ -187,7 +187,12 @@ pub fn choose_in(
     }
     let mut c = choose(&only, want_w, want_h, want_fps)?;
     // Keep the size and rate reasons; only the format's changes.
-    let rest = c.reason.split_once("; ").map_or("", |(_, r)| r);
+    let rest = c
+        .reason
+        .strip_prefix(why_format(c.format))
+        .unwrap_or(&c.reason)
+        .trim_start_matches("; ")
+        .to_string();
     c.reason = format!("{} requested by source.format; {rest}", fourcc_str(&f));
     Ok(c)
 }

@@ -46,15 +46,9 @@ wait_for_log() {
 # The relay stays up for all cases, as a real relay would.
 start_relay() {
   [ -n "$RELAY_PID" ] && kill -0 "$RELAY_PID" 2>/dev/null && return 0
-  zerocam relay --listen 127.0.0.1:$PORT >>/tmp/relay.log 2>&1 &
+  zerocam relay --listen 127.0.0.1:$PORT --token vm-secret >>/tmp/relay.log 2>&1 &
   RELAY_PID=$!
-  i=0
-  while [ $i -lt 100 ]; do
-    # busybox has no nc -z everywhere; /healthz over wget proves it serves.
-    wget -q -O /dev/null "http://127.0.0.1:$PORT/healthz" 2>/dev/null && return 0
-    kill -0 "$RELAY_PID" 2>/dev/null || break
-    sleep 0.1; i=$((i + 1))
-  done
+  wait_for_log /tmp/relay.log "relay listening on" 30 && echo "VM: relay up" && return 0
   echo "VM: relay did not come up"; tail -20 /tmp/relay.log
   return 1
 }
@@ -63,14 +57,18 @@ start_relay() {
 start_camera() {
   id=$1 log=$2; shift 2
   : >"$log"
-  zerocam stream --source /dev/video0 --relay "$RELAY/ingest/$id" --camera "$id" \
+  zerocam stream --source /dev/video0 --relay "$RELAY/ingest/$id" --camera "$id" --token vm-secret \
     --heartbeat 1 --stats-interval 2 "$@" >>"$log" 2>&1 &
   CAM_PID=$!
 }
 
-# stop_camera LOG: SIGTERM, then require a clean exit and the totals line.
+# stop_camera LOG: SIGTERM, then require a clean exit (within 5 s, else
+# SIGKILL) and the totals line.
 stop_camera() {
   kill -TERM "$CAM_PID" 2>/dev/null
+  i=0
+  while kill -0 "$CAM_PID" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  kill -0 "$CAM_PID" 2>/dev/null && { echo "VM: camera ignored SIGTERM"; kill -9 "$CAM_PID"; }
   wait "$CAM_PID"
   CAM_RC=$?
   CAM_PID=
@@ -124,6 +122,7 @@ case_stream() {
   frames=${VM_FRAMES:-20}
   start_relay || { fail "relay did not start"; return; }
   start_camera "$id" "$log" --format "$fmt" --size "$size" --fps 30
+  echo "VM: camera started"
   wait_for_log "$log" "granted $fmt $size" 30 || { fail "no 'granted $fmt $size' in the camera log"; return; }
   timeout 90 vm_guest view "$RELAY/cameras/$id/ws" "$frames" 60 >"$view" 2>&1
   vrc=$?
