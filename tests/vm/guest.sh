@@ -165,7 +165,7 @@ case_camera_loss() {
   if ! wait_for_log "$log" "source /dev/video0: .*reopening with backoff" 15; then
     kill $bg; fail "the device loss was not logged"; return
   fi
-  grep "reopening with backoff" "$log" | head -1
+  grep "reopening with backoff" "$log" | head -1 | sed "s/^/VM: camera log: /"
   if ! wait_for_log "$log" "source /dev/video0 is back" 10; then
     # Still retrying, not crashed?
     kill -0 "$CAM_PID" 2>/dev/null || { kill $bg; fail "zerocam exited after the device loss"; return; }
@@ -173,7 +173,7 @@ case_camera_loss() {
     rmmod vivid && insmod /lib/modules/vivid.ko $VIVID_OPTS || echo "VM: vivid reload failed"
     wait_for_log "$log" "source /dev/video0 is back" 20 || { kill $bg; fail "zerocam did not resume"; return; }
   fi
-  grep "is back" "$log" | head -1
+  grep "is back" "$log" | head -1 | sed "s/^/VM: camera log: /"
   timeout 60 vm_guest view "$RELAY/cameras/$id/ws" 5 45 >/tmp/$id.view2 2>&1
   vrc=$?
   kill $bg 2>/dev/null; wait $bg 2>/dev/null
