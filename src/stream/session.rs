@@ -69,6 +69,16 @@ pub fn run(cfg: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
     let mut connections = 0u64;
     let p = &*pipeline;
 
+    // hello announces what the device granted: give the source a moment to
+    // open before the first connect (a missing camera does not hold us up
+    // for long; hello then carries the requested mode).
+    let until = Instant::now() + Duration::from_secs(3);
+    while !p.health.source_ok() && !p.controls.shutting_down() && Instant::now() < until {
+        p.health.beat_stream();
+        wait(None, p.waker.fd(), Duration::from_millis(50));
+        p.waker.drain();
+    }
+
     while !p.controls.shutting_down() {
         p.health.set_link(LinkState::Connecting);
         let delay = match connect(&cfg.relay, dialect.url(), tls.clone()) {
