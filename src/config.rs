@@ -21,7 +21,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: &str, reason: impl Into<String>) -> Self {
+    /// An error about `key`.
+    pub fn new(key: &str, reason: impl Into<String>) -> Self {
         ConfigError {
             key: key.to_string(),
             reason: reason.into(),
@@ -315,7 +316,8 @@ pub fn parse_size(key: &str, s: &str) -> Result<(u32, u32), ConfigError> {
     Ok((w, h))
 }
 
-fn seconds(key: &str, v: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
+/// Checks a duration in seconds against `min..=max`.
+pub fn seconds(key: &str, v: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
     if !v.is_finite() || v < min || v > max {
         return Err(ConfigError::new(
             key,
@@ -360,6 +362,18 @@ pub fn check_id(key: &str, id: &str) -> Result<(), ConfigError> {
         return Err(ConfigError::new(
             key,
             format!("`{id}` contains `{c}`; use letters, digits, '-', '_' or '.'"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a token: non-empty, no spaces or control characters (it travels
+/// in a query string and an HTTP header).
+pub fn check_token(key: &str, t: &str) -> Result<(), ConfigError> {
+    if t.is_empty() || t.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(ConfigError::new(
+            key,
+            "must be non-empty, without spaces or control characters",
         ));
     }
     Ok(())
@@ -487,12 +501,7 @@ impl Config {
         }
         let token = o.token.clone().or(r.token);
         if let Some(t) = &token {
-            if t.is_empty() || t.chars().any(|c| c.is_control() || c == ' ') {
-                return Err(ConfigError::new(
-                    "relay.token",
-                    "must be non-empty, without spaces or control characters",
-                ));
-            }
+            check_token("relay.token", t)?;
         }
         let ca = o.ca.clone().or(r.ca);
         if let Some(p) = &ca {

@@ -8,6 +8,8 @@ pub mod encode;
 pub mod frame;
 pub mod logging;
 pub mod pipeline;
+#[cfg(feature = "relay")]
+pub mod relay;
 pub mod slot;
 pub mod stream;
 

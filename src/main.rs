@@ -36,6 +36,63 @@ enum Cmd {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Run the relay: cameras stream in, browsers and tools watch.
+    #[cfg(feature = "relay")]
+    Relay(RelayArgs),
+    /// The relay plus a camera streaming to it on loopback; prints the URL to open.
+    #[cfg(feature = "relay")]
+    Demo(DemoArgs),
+    /// Print a signed camera token (for a relay with `server.secret_file`).
+    #[cfg(feature = "relay")]
+    Token(TokenArgs),
+}
+
+#[cfg(feature = "relay")]
+#[derive(Args)]
+struct RelayArgs {
+    /// Address to listen on [default: 0.0.0.0:8080].
+    #[arg(long)]
+    listen: Option<String>,
+    /// A camera token accepted for any camera id (repeatable).
+    #[arg(long = "token")]
+    tokens: Vec<String>,
+    /// Config file; its [server] table holds the relay settings.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// error, warn, info, debug or trace (RUST_LOG refines it).
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+#[cfg(feature = "relay")]
+#[derive(Args)]
+struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// `pattern` or a V4L2 device such as /dev/video0.
+    #[arg(long, default_value = "pattern")]
+    source: String,
+    /// Frame size, WxH.
+    #[arg(long)]
+    size: Option<String>,
+    /// Frames per second.
+    #[arg(long)]
+    fps: Option<u32>,
+}
+
+#[cfg(feature = "relay")]
+#[derive(Args)]
+struct TokenArgs {
+    /// The camera id the token is for.
+    #[arg(long)]
+    camera: String,
+    /// File holding the relay's HMAC secret.
+    #[arg(long)]
+    secret_file: PathBuf,
+    /// Lifetime, e.g. 30d, 12h, 45m, 90s.
+    #[arg(long, default_value = "30d")]
+    ttl: String,
 }
 
 #[derive(Args, Default)]
@@ -110,8 +167,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            log::error!("{e:#}");
-            eprintln!("zerocam: {e:#}");
+            // Plain stderr: the logger may not be installed yet (config
+            // errors), and systemd sends stderr to the journal either way.
+            eprintln!("zerocam: error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -178,6 +236,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let f = config::read_file(&file)?;
             // Validate as `stream` would, but without requiring a relay
             // (a relay-only config is valid too) or a device node here.
+            #[cfg(feature = "relay")]
+            zerocam::relay::Settings::build(f.server.as_ref(), &Default::default())?;
             let cfg = Config::build_with(f, &Overrides::default(), false, &|_| true)?;
             println!(
                 "{}: ok (camera {}, source {}, relay {})",
@@ -192,7 +252,64 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(feature = "relay")]
+        Cmd::Relay(a) => {
+            logging::init(a.log_level.as_deref());
+            let file = load_file(a.config.as_deref())?;
+            let o = zerocam::relay::RelayOverrides {
+                listen: a.listen,
+                tokens: a.tokens,
+            };
+            zerocam::relay::run(zerocam::relay::Settings::build(file.server.as_ref(), &o)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "relay")]
+        Cmd::Demo(a) => {
+            logging::init(None);
+            let listen = a.listen.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "--listen: `{}` is not an address like 127.0.0.1:8080",
+                    a.listen
+                )
+            })?;
+            zerocam::relay::demo(zerocam::relay::DemoOptions {
+                listen,
+                source: a.source,
+                size: a.size,
+                fps: a.fps,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "relay")]
+        Cmd::Token(a) => {
+            println!(
+                "{}",
+                zerocam::relay::make_token(&a.camera, &a.secret_file, &a.ttl)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// SIGTERM/SIGINT ask the pipeline to stop and wake the stream loop, which
+/// closes the socket with 1001 and returns; a second signal exits at once.
+fn install_signal_handlers(p: &std::sync::Arc<pipeline::Pipeline>) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for sig in [SIGTERM, SIGINT] {
+        let p = p.clone();
+        // SAFETY: the handler only does async-signal-safe work: an atomic
+        // load/store, a write(2) to the waker socket, or _exit(2).
+        unsafe {
+            signal_hook::low_level::register(sig, move || {
+                if p.controls.shutting_down() {
+                    signal_hook::low_level::exit(130);
+                }
+                p.controls.request_shutdown();
+                p.waker.wake();
+            })
+        }?;
+    }
+    Ok(())
 }
 
 fn stream_main(cfg: Config) -> anyhow::Result<ExitCode> {
@@ -217,6 +334,7 @@ fn stream_main(cfg: Config) -> anyhow::Result<ExitCode> {
         fps: cfg.source.fps,
     };
     let pipeline = pipeline::Pipeline::new(requested, cfg.source.quality)?;
+    install_signal_handlers(&pipeline)?;
     let capture = capture::spawn(pipeline.clone(), cfg.source.clone())?;
     let result = stream::session::run(&cfg, pipeline.clone());
     pipeline.controls.request_shutdown();

@@ -1,26 +1,439 @@
-//! The capture stage: where frames come from (V4L2 or the test pattern).
-//! TEMPORARY seam: being written now; the signatures below are the contract.
+//! The capture stage: where frames come from (V4L2 or the test pattern),
+//! and the thread that turns them into JPEG frames in the pipeline's slot.
 
+pub mod mode;
+pub mod pattern;
+pub mod v4l2;
+
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crate::config::SourceConfig;
-use crate::pipeline::Pipeline;
+use anyhow::Context;
+
+use crate::config::{BackoffConfig, SourceConfig, SourceKind};
+use crate::encode::com::FrameMeta;
+use crate::encode::{RawFormat, RawImage, encode_raw, mjpeg};
+use crate::frame::Frame;
+use crate::pipeline::{Pipeline, SourceInfo};
+use crate::stream::backoff::Backoff;
+
+/// What a source delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    /// Compressed by the camera; passed through.
+    Mjpeg,
+    /// Raw YUV; encoded here.
+    Raw(RawFormat),
+}
+
+impl SourceFormat {
+    /// Lower-case name for `hello` and the logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceFormat::Mjpeg => "mjpeg",
+            SourceFormat::Raw(r) => r.name(),
+        }
+    }
+}
+
+/// The mode a source actually runs in (what the device granted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Granted {
+    pub format: SourceFormat,
+    pub width: u32,
+    pub height: u32,
+    /// Bytes per line of the first plane (raw formats).
+    pub stride: usize,
+    /// Frames per second the source delivers.
+    pub fps: u32,
+    /// `pattern` for the test pattern, else the format name.
+    pub label: &'static str,
+}
+
+impl Granted {
+    /// The [`SourceInfo`] for `hello`.
+    pub fn info(&self) -> SourceInfo {
+        SourceInfo {
+            format: self.label.to_string(),
+            width: self.width,
+            height: self.height,
+            fps: self.fps,
+        }
+    }
+}
+
+/// Pixel data of one captured frame, borrowed from the source.
+#[derive(Debug)]
+pub enum FrameData<'a> {
+    /// One MJPEG frame as the camera produced it (may be padded/corrupt).
+    Mjpeg(&'a [u8]),
+    /// Raw planes with stride.
+    Raw(RawImage<'a>),
+    /// The driver flagged the buffer as bad (V4L2_BUF_FLAG_ERROR).
+    Corrupt,
+}
+
+/// One frame out of a source.
+#[derive(Debug)]
+pub struct SourceFrame<'a> {
+    /// Capture time, µs since the Unix epoch.
+    pub captured_at_us: u64,
+    pub data: FrameData<'a>,
+}
+
+/// A source of frames: the test pattern or a V4L2 device.
+pub trait FrameSource {
+    /// The mode in effect.
+    fn granted(&self) -> &Granted;
+    /// True if the source sleeps to `fps` itself; false if the device
+    /// paces and the loop decimates to the live fps.
+    fn self_paced(&self) -> bool;
+    /// Waits a short while (≤ ~200 ms) for the next frame. `Ok(None)`:
+    /// nothing yet, call again. `Err`: the source failed and must be
+    /// reopened (a device that stays silent too long is an error too).
+    fn next_frame(&mut self, fps: u32) -> io::Result<Option<SourceFrame<'_>>>;
+}
+
+/// Opens the configured source.
+pub fn open(cfg: &SourceConfig) -> io::Result<Box<dyn FrameSource + Send>> {
+    Ok(match &cfg.kind {
+        SourceKind::Pattern => {
+            Box::new(pattern::PatternSource::new(cfg.width, cfg.height, cfg.fps)?)
+        }
+        SourceKind::Device(path) => Box::new(v4l2::V4l2Source::open(
+            path, cfg.width, cfg.height, cfg.fps,
+        )?),
+    })
+}
+
+/// Reopen pacing for a failing device: quicker than the relay's, since a
+/// replugged camera should come back within a second or two.
+fn reopen_backoff() -> BackoffConfig {
+    BackoffConfig {
+        base: Duration::from_millis(250),
+        max: Duration::from_secs(5),
+        stable_after: Duration::from_secs(10),
+    }
+}
 
 /// Starts the capture thread: opens the source (reopening with backoff after
 /// failures), encodes, and puts frames into the pipeline's slot until
 /// shutdown is requested.
-pub fn spawn(_pipeline: Arc<Pipeline>, _cfg: SourceConfig) -> std::io::Result<JoinHandle<()>> {
-    Err(std::io::Error::other("capture: not built yet"))
+pub fn spawn(pipeline: Arc<Pipeline>, cfg: SourceConfig) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || run(&pipeline, &cfg, &mut |c| open(c)))
+}
+
+/// Sleeps up to `d` in small steps, beating; false if shutdown came first.
+fn idle(p: &Pipeline, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    loop {
+        p.health.beat_capture();
+        if p.controls.shutting_down() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= end {
+            return true;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(50)));
+    }
+}
+
+/// At start-up, waits up to `cfg.wait_for_device` for the device node
+/// (udev may still be creating it at boot).
+fn wait_for_node(p: &Pipeline, cfg: &SourceConfig) {
+    let SourceKind::Device(path) = &cfg.kind else {
+        return;
+    };
+    if path.exists() || cfg.wait_for_device.is_zero() {
+        return;
+    }
+    log::info!(
+        "waiting up to {:.1} s for {} to appear",
+        cfg.wait_for_device.as_secs_f64(),
+        path.display()
+    );
+    let end = Instant::now() + cfg.wait_for_device;
+    while Instant::now() < end {
+        if path.exists() {
+            log::info!("{} appeared", path.display());
+            return;
+        }
+        if !idle(p, Duration::from_millis(100)) {
+            return;
+        }
+    }
+    log::warn!(
+        "{} did not appear within {:.1} s",
+        path.display(),
+        cfg.wait_for_device.as_secs_f64()
+    );
+}
+
+/// Logs a source failure once at warn, then quietly at debug per retry.
+struct Failure {
+    failing: bool,
+}
+
+impl Failure {
+    fn error(&mut self, p: &Pipeline, cfg: &SourceConfig, what: &str, e: &io::Error) {
+        p.counters.source_errors.fetch_add(1, Ordering::Relaxed);
+        p.health.set_source_ok(false);
+        if self.failing {
+            log::debug!("source {}: {what}: {e} (retrying)", cfg.kind);
+        } else {
+            log::warn!("source {}: {what}: {e}; reopening with backoff", cfg.kind);
+            self.failing = true;
+        }
+    }
+}
+
+type Opener<'a> = dyn FnMut(&SourceConfig) -> io::Result<Box<dyn FrameSource + Send>> + 'a;
+
+/// The capture loop; `open` is injectable for tests.
+pub(crate) fn run(p: &Pipeline, cfg: &SourceConfig, open: &mut Opener<'_>) {
+    wait_for_node(p, cfg);
+    let mut backoff = Backoff::new(reopen_backoff());
+    let mut failure = Failure { failing: false };
+    let mut publisher = Publisher::default();
+    while !p.controls.shutting_down() {
+        p.health.beat_capture();
+        let mut src = match open(cfg) {
+            Ok(s) => s,
+            Err(e) => {
+                failure.error(p, cfg, "open failed", &e);
+                if !idle(p, backoff.next_delay()) {
+                    break;
+                }
+                continue;
+            }
+        };
+        let g = src.granted().clone();
+        if failure.failing {
+            log::info!("source {} is back", cfg.kind);
+            failure.failing = false;
+        }
+        log::info!(
+            "source {}: {} {}x{} stride {} @ {} fps",
+            cfg.kind,
+            g.format.name(),
+            g.width,
+            g.height,
+            g.stride,
+            g.fps
+        );
+        p.set_source_info(g.info());
+        backoff.connected(Instant::now());
+        let result = publisher.pump(p, src.as_mut());
+        drop(src);
+        backoff.disconnected(Instant::now());
+        match result {
+            Ok(()) => break,
+            Err(e) => {
+                failure.error(p, cfg, "capture failed", &e);
+                if !idle(p, backoff.next_delay()) {
+                    break;
+                }
+            }
+        }
+    }
+    p.health.set_source_ok(false);
+    log::debug!("capture stopped");
+}
+
+/// Turns source frames into published frames: decimation, pause, encode,
+/// seq numbering. Seq continues across reopens.
+#[derive(Debug, Default)]
+struct Publisher {
+    seq: u64,
+    /// Expected size of the next JPEG, so its Vec is allocated once.
+    size_hint: usize,
+    warned_corrupt: bool,
+    warned_encode: bool,
+}
+
+impl Publisher {
+    /// Runs until shutdown (`Ok`) or a source error (`Err`).
+    fn pump(&mut self, p: &Pipeline, src: &mut dyn FrameSource) -> io::Result<()> {
+        let paced = src.self_paced();
+        let device_period = Duration::from_secs(1) / src.granted().fps.max(1);
+        let mut due: Option<Instant> = None;
+        loop {
+            p.health.beat_capture();
+            if p.controls.shutting_down() {
+                return Ok(());
+            }
+            let fps = p.controls.fps().max(1);
+            let Some(frame) = src.next_frame(fps)? else {
+                continue;
+            };
+            p.health.set_source_ok(true);
+            if p.controls.paused() {
+                // Keep the device's queue moving, publish nothing.
+                due = None;
+                continue;
+            }
+            if !paced {
+                // Device paces: skip frames to honour a lower live fps.
+                let now = Instant::now();
+                let interval = Duration::from_secs(1) / fps;
+                let slack = (device_period / 2).min(interval / 2);
+                if let Some(d) = due {
+                    if now + slack < d {
+                        continue;
+                    }
+                    due = Some(if d + interval < now {
+                        now + interval
+                    } else {
+                        d + interval
+                    });
+                } else {
+                    due = Some(now + interval);
+                }
+            }
+            self.publish(p, frame);
+        }
+    }
+
+    fn publish(&mut self, p: &Pipeline, frame: SourceFrame<'_>) {
+        let c = &p.counters;
+        let t0 = Instant::now();
+        let meta = FrameMeta {
+            seq: self.seq,
+            ts_us: frame.captured_at_us,
+            size: None,
+        };
+        let mut jpeg = Vec::with_capacity(self.size_hint.max(16 * 1024));
+        let size = match frame.data {
+            FrameData::Mjpeg(bytes) => match mjpeg::pass_through(bytes, &meta, &mut jpeg) {
+                Ok(info) => (info.width, info.height),
+                Err(e) => {
+                    c.corrupt.fetch_add(1, Ordering::Relaxed);
+                    if !self.warned_corrupt {
+                        log::warn!("dropping corrupt camera frame: {e} (further ones at debug)");
+                        self.warned_corrupt = true;
+                    } else {
+                        log::debug!("dropping corrupt camera frame: {e}");
+                    }
+                    return;
+                }
+            },
+            FrameData::Raw(img) => {
+                let meta = FrameMeta {
+                    size: Some((img.width, img.height)),
+                    ..meta
+                };
+                match encode_raw(&img, p.controls.quality(), Some(&meta), &mut jpeg) {
+                    Ok(()) => (img.width, img.height),
+                    Err(e) => {
+                        c.encode_errors.fetch_add(1, Ordering::Relaxed);
+                        if !self.warned_encode {
+                            log::warn!("cannot encode frame: {e} (further ones at debug)");
+                            self.warned_encode = true;
+                        } else {
+                            log::debug!("cannot encode frame: {e}");
+                        }
+                        return;
+                    }
+                }
+            }
+            FrameData::Corrupt => {
+                c.corrupt.fetch_add(1, Ordering::Relaxed);
+                log::debug!("driver flagged a frame as corrupt");
+                return;
+            }
+        };
+        c.record_encode_us(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        self.size_hint = jpeg.len() + jpeg.len() / 4;
+        c.captured.fetch_add(1, Ordering::Relaxed);
+        p.slot.put(Frame {
+            jpeg,
+            seq: self.seq,
+            captured_at_us: frame.captured_at_us,
+            width: size.0,
+            height: size.1,
+        });
+        self.seq += 1;
+    }
 }
 
 /// `zerocam probe [DEVICE]`.
-pub fn probe(_device: Option<&Path>) -> anyhow::Result<()> {
-    anyhow::bail!("probe: not built yet")
+pub fn probe(device: Option<&Path>) -> anyhow::Result<()> {
+    v4l2::probe(device)
 }
 
+/// Frames skipped by `snapshot` on a V4L2 device: the first frames after
+/// STREAMON are often dark or mis-coloured while auto-exposure and white
+/// balance settle (UVC webcams and the Pi camera both do this).
+const SNAPSHOT_SKIP: usize = 3;
+
 /// `zerocam snapshot`: writes one frame.
-pub fn snapshot(_cfg: &SourceConfig, _out: &Path) -> anyhow::Result<()> {
-    anyhow::bail!("snapshot: not built yet")
+pub fn snapshot(cfg: &SourceConfig, out: &Path) -> anyhow::Result<()> {
+    let mut src = open(cfg).with_context(|| format!("cannot open source {}", cfg.kind))?;
+    let skip = match cfg.kind {
+        SourceKind::Pattern => 0,
+        SourceKind::Device(_) => SNAPSHOT_SKIP,
+    };
+    let g = src.granted().clone();
+    log::info!(
+        "source {}: {} {}x{} @ {} fps",
+        cfg.kind,
+        g.format.name(),
+        g.width,
+        g.height,
+        g.fps
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = 0usize;
+    let mut jpeg = Vec::new();
+    loop {
+        if Instant::now() > deadline {
+            anyhow::bail!("no usable frame from {} within 10 s", cfg.kind);
+        }
+        let Some(frame) = src.next_frame(g.fps.max(1))? else {
+            continue;
+        };
+        seen += 1;
+        if seen <= skip {
+            continue;
+        }
+        let meta = FrameMeta {
+            seq: 0,
+            ts_us: frame.captured_at_us,
+            size: None,
+        };
+        let ok = match frame.data {
+            FrameData::Mjpeg(b) => match mjpeg::pass_through(b, &meta, &mut jpeg) {
+                Ok(_) => true,
+                Err(e) => {
+                    log::warn!("skipping corrupt frame: {e}");
+                    false
+                }
+            },
+            FrameData::Raw(img) => {
+                let meta = FrameMeta {
+                    size: Some((img.width, img.height)),
+                    ..meta
+                };
+                encode_raw(&img, cfg.quality, Some(&meta), &mut jpeg)?;
+                true
+            }
+            FrameData::Corrupt => false,
+        };
+        if ok {
+            break;
+        }
+    }
+    std::fs::write(out, &jpeg).with_context(|| format!("cannot write {}", out.display()))?;
+    log::info!("wrote {} ({} bytes)", out.display(), jpeg.len());
+    Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,26 +16,33 @@ const PREFIX: &[u8] = b"zerocam ";
 
 /// The segment bytes for `meta`, marker included.
 pub fn segment(meta: &FrameMeta) -> Vec<u8> {
-    let mut text = format!("zerocam seq={} ts={}", meta.seq, meta.ts_us);
-    if let Some((w, h)) = meta.size {
-        text.push_str(&format!(" w={w} h={h}"));
-    }
-    let len = (text.len() + 2) as u16;
-    let mut out = Vec::with_capacity(text.len() + 4);
-    out.extend_from_slice(&[0xFF, 0xFE]);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(text.as_bytes());
+    let mut out = Vec::with_capacity(64);
+    write_segment(meta, &mut out);
     out
+}
+
+/// Appends the segment for `meta` (marker included) to `out` without any
+/// allocation of its own: the capture loop calls this once per frame.
+pub fn write_segment(meta: &FrameMeta, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let start = out.len();
+    out.extend_from_slice(&[0xFF, 0xFE, 0, 0]);
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "zerocam seq={} ts={}", meta.seq, meta.ts_us);
+    if let Some((w, h)) = meta.size {
+        let _ = write!(out, " w={w} h={h}");
+    }
+    let len = (out.len() - start - 2) as u16;
+    out[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
 }
 
 /// Writes `SOI + COM + rest-of-jpeg` into `out` (cleared first).
 /// `jpeg` must start with SOI; callers validate that first.
 pub fn insert_into(jpeg: &[u8], meta: &FrameMeta, out: &mut Vec<u8>) {
-    let seg = segment(meta);
     out.clear();
-    out.reserve(jpeg.len() + seg.len());
+    out.reserve(jpeg.len() + 64);
     out.extend_from_slice(&jpeg[..2.min(jpeg.len())]);
-    out.extend_from_slice(&seg);
+    write_segment(meta, out);
     if jpeg.len() > 2 {
         out.extend_from_slice(&jpeg[2..]);
     }

@@ -1,0 +1,303 @@
+//! The built-in test pattern: colour bars over a grey ramp, a white bar
+//! sweeping across, and a frame counter plus a UTC clock drawn with a tiny
+//! bitmap font. Produced as raw YUYV so that it goes through exactly the
+//! encode path a YUYV camera would.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use super::{FrameSource, Granted, SourceFrame};
+use crate::encode::{RawFormat, RawImage};
+
+/// 75 % colour bars as (Y, U, V), BT.601 studio range.
+const BARS: [(u8, u8, u8); 8] = [
+    (180, 128, 128), // white
+    (162, 44, 142),  // yellow
+    (131, 156, 44),  // cyan
+    (112, 72, 58),   // green
+    (84, 184, 198),  // magenta
+    (65, 100, 212),  // red
+    (35, 212, 114),  // blue
+    (16, 128, 128),  // black
+];
+
+/// 5×7 glyphs, one byte per row, bit 4 = leftmost column.
+fn glyph(c: u8) -> [u8; 7] {
+    match c {
+        b'0' => [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E],
+        b'1' => [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E],
+        b'2' => [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F],
+        b'3' => [0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E],
+        b'4' => [0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02],
+        b'5' => [0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E],
+        b'6' => [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E],
+        b'7' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
+        b'8' => [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E],
+        b'9' => [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
+        b':' => [0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00],
+        b'.' => [0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C],
+        b'#' => [0x0A, 0x0A, 0x1F, 0x0A, 0x1F, 0x0A, 0x0A],
+        b'-' => [0x00, 0x00, 0x00, 0x1F, 0x00, 0x00, 0x00],
+        b'Z' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F],
+        _ => [0; 7],
+    }
+}
+
+/// Renders the animated pattern into a reusable YUYV buffer.
+#[derive(Debug)]
+pub struct Pattern {
+    width: usize,
+    height: usize,
+    /// The static part (bars and ramp), copied under each frame.
+    background: Vec<u8>,
+    frame: Vec<u8>,
+    count: u64,
+}
+
+impl Pattern {
+    /// A pattern of `width × height` (both even, at least 2).
+    pub fn new(width: u32, height: u32) -> io::Result<Pattern> {
+        if width < 2
+            || height < 2
+            || width % 2 != 0
+            || height % 2 != 0
+            || width > 8192
+            || height > 8192
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("pattern size {width}x{height} must be even and between 2 and 8192"),
+            ));
+        }
+        let (w, h) = (width as usize, height as usize);
+        let mut background = vec![0u8; w * h * 2];
+        let bars_end = h * 2 / 3;
+        for (y, row) in background.chunks_exact_mut(w * 2).enumerate() {
+            for (pair, px) in row.chunks_exact_mut(4).enumerate() {
+                let x = pair * 2;
+                let (yy, u, v) = if y < bars_end {
+                    BARS[x * 8 / w]
+                } else {
+                    (16 + (219 * x / w) as u8, 128, 128)
+                };
+                px.copy_from_slice(&[yy, u, yy, v]);
+            }
+        }
+        Ok(Pattern {
+            width: w,
+            height: h,
+            frame: background.clone(),
+            background,
+            count: 0,
+        })
+    }
+
+    /// Frames rendered so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Renders the next frame for wall-clock time `ts_us` and returns it
+    /// (YUYV, stride = width × 2).
+    pub fn render(&mut self, ts_us: u64) -> &[u8] {
+        let (w, h) = (self.width, self.height);
+        self.frame.copy_from_slice(&self.background);
+        // The sweeping bar: 1/16 of the width, 1/64 of the width per frame.
+        let bar_w = (w / 16).max(2) & !1;
+        let step = (w / 64).max(2) & !1;
+        // Modulo first: no overflow on 32-bit after weeks of frames.
+        let x0 = (((self.count % w as u64) as usize * step) % w) & !1;
+        for row in self.frame.chunks_exact_mut(w * 2) {
+            let end = (x0 + bar_w).min(w);
+            for px in row[x0 * 2..end * 2].chunks_exact_mut(4) {
+                px.copy_from_slice(&[235, 128, 235, 128]);
+            }
+        }
+        // Counter and clock, scaled so they stay legible at any size.
+        let scale = (h / 120).clamp(1, 8);
+        let secs = ts_us / 1_000_000;
+        let clock = format!(
+            "{:02}:{:02}:{:02}.{:03}Z",
+            (secs / 3600) % 24,
+            (secs / 60) % 60,
+            secs % 60,
+            (ts_us / 1000) % 1000
+        );
+        let counter = format!("#{:06}", self.count);
+        let line_h = 9 * scale;
+        self.text(2 * scale, 2 * scale, scale, counter.as_bytes());
+        self.text(2 * scale, 2 * scale + line_h, scale, clock.as_bytes());
+        self.count += 1;
+        &self.frame
+    }
+
+    /// Draws white text on a black box at (x, y), clipped to the frame.
+    fn text(&mut self, x: usize, y: usize, scale: usize, s: &[u8]) {
+        let (w, h) = (self.width, self.height);
+        let box_w = (s.len() * 6 + 1) * scale;
+        let box_h = 9 * scale;
+        let x = x & !1;
+        let x_end = (x + box_w).min(w) & !1;
+        for yy in y..(y + box_h).min(h) {
+            let row = &mut self.frame[yy * w * 2..(yy + 1) * w * 2];
+            for px in row[x * 2..x_end * 2].chunks_exact_mut(4) {
+                px.copy_from_slice(&[16, 128, 16, 128]);
+            }
+        }
+        for (i, &c) in s.iter().enumerate() {
+            let g = glyph(c);
+            let gx = x + (1 + i * 6) * scale;
+            for (gy, bits) in g.iter().enumerate() {
+                for col in 0..5 {
+                    if bits & (0x10 >> col) == 0 {
+                        continue;
+                    }
+                    for dy in 0..scale {
+                        let py = y + (1 + gy) * scale + dy;
+                        if py >= h {
+                            continue;
+                        }
+                        for dx in 0..scale {
+                            let px = gx + col * scale + dx;
+                            if px < w {
+                                self.frame[(py * w + px) * 2] = 235;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The pattern as a [`FrameSource`], paced to the live fps by sleeping to
+/// a schedule (so a slow encode does not make the rate drift).
+#[derive(Debug)]
+pub struct PatternSource {
+    pattern: Pattern,
+    granted: Granted,
+    next_due: Option<Instant>,
+}
+
+impl PatternSource {
+    /// A pattern source of `width × height` (even) starting at `fps`.
+    pub fn new(width: u32, height: u32, fps: u32) -> io::Result<PatternSource> {
+        Ok(PatternSource {
+            pattern: Pattern::new(width, height)?,
+            granted: Granted {
+                format: super::SourceFormat::Raw(RawFormat::Yuyv),
+                width,
+                height,
+                stride: width as usize * 2,
+                fps,
+                label: "pattern",
+            },
+            next_due: None,
+        })
+    }
+}
+
+/// Longest single sleep, so shutdown and fps changes are seen promptly.
+const MAX_SLEEP: Duration = Duration::from_millis(50);
+
+impl FrameSource for PatternSource {
+    fn granted(&self) -> &Granted {
+        &self.granted
+    }
+
+    fn self_paced(&self) -> bool {
+        true
+    }
+
+    fn next_frame(&mut self, fps: u32) -> io::Result<Option<SourceFrame<'_>>> {
+        let interval = Duration::from_secs(1) / fps.max(1);
+        let now = Instant::now();
+        let due = *self.next_due.get_or_insert(now);
+        if now < due {
+            std::thread::sleep((due - now).min(MAX_SLEEP));
+            if Instant::now() < due {
+                return Ok(None);
+            }
+        }
+        // Sleep-to-schedule; if we fell far behind, resynchronise instead
+        // of bursting to catch up.
+        let next = due + interval;
+        self.next_due = Some(if next + interval < Instant::now() {
+            Instant::now() + interval
+        } else {
+            next
+        });
+        self.granted.fps = fps;
+        let ts = crate::frame::now_us();
+        let (w, h) = (self.granted.width, self.granted.height);
+        let data = self.pattern.render(ts);
+        Ok(Some(SourceFrame {
+            captured_at_us: ts,
+            data: super::FrameData::Raw(RawImage {
+                format: RawFormat::Yuyv,
+                width: w,
+                height: h,
+                stride: w as usize * 2,
+                data,
+            }),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_animate_and_the_counter_region_changes() {
+        let mut p = Pattern::new(320, 240).unwrap();
+        let a = p.render(1_000_000).to_vec();
+        let b = p.render(1_000_000).to_vec();
+        assert_ne!(a, b);
+        // The counter sits in the top-left box; same clock, different count.
+        let scale = 2;
+        let region = |f: &[u8]| -> Vec<u8> {
+            (2 * scale..11 * scale)
+                .flat_map(|y| f[y * 640..y * 640 + 90 * scale].to_vec())
+                .collect()
+        };
+        assert_ne!(region(&a), region(&b));
+        assert_eq!(p.count(), 2);
+    }
+
+    #[test]
+    fn any_even_size_works_and_odd_sizes_are_refused() {
+        for (w, h) in [
+            (2, 2),
+            (4, 2),
+            (34, 18),
+            (320, 240),
+            (642, 362),
+            (1280, 720),
+        ] {
+            let mut p = Pattern::new(w, h).unwrap();
+            for i in 0..3 {
+                assert_eq!(p.render(i * 123_456_789).len(), (w * h * 2) as usize);
+            }
+        }
+        assert!(Pattern::new(3, 2).is_err());
+        assert!(Pattern::new(0, 2).is_err());
+    }
+
+    #[test]
+    fn pattern_encodes_and_decodes() {
+        let mut src = PatternSource::new(160, 120, 30).unwrap();
+        let mut out = Vec::new();
+        let f = loop {
+            if let Some(f) = src.next_frame(30).unwrap() {
+                break f;
+            }
+        };
+        let super::super::FrameData::Raw(img) = f.data else {
+            panic!("pattern is raw")
+        };
+        crate::encode::encode_raw(&img, 80, None, &mut out).unwrap();
+        let px = jpeg_decoder::Decoder::new(&out[..]).decode().unwrap();
+        assert_eq!(px.len(), 160 * 120 * 3);
+    }
+}

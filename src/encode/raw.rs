@@ -1,0 +1,423 @@
+//! Raw YUV frames → JPEG with `jpeg-encoder`, straight from the planes.
+//!
+//! The encoder's `ImageBuffer` trait asks for one row of full-resolution
+//! Y, Cb and Cr at a time and does the 4:2:0 subsampling itself; we fill
+//! those rows directly from the camera's planes, so there is no RGB round
+//! trip and no per-pixel colour maths. The output `Vec` is the caller's and
+//! is reused across frames.
+
+use std::fmt;
+use std::io::Write;
+
+use jpeg_encoder::{Encoder, ImageBuffer, JpegColorType, SamplingFactor};
+
+use super::com::{self, FrameMeta};
+
+/// The raw pixel layouts zerocam encodes (V4L2 names in brackets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawFormat {
+    /// Packed 4:2:2, `Y0 U Y1 V` [YUYV].
+    Yuyv,
+    /// Y plane, then one interleaved `U V` plane at half height [NV12].
+    Nv12,
+    /// Y plane, then U and V planes at half width and height [YU12, I420].
+    Yu12,
+}
+
+impl RawFormat {
+    /// Bytes per pixel of the first plane.
+    pub fn bytes_per_pixel(self) -> usize {
+        match self {
+            RawFormat::Yuyv => 2,
+            RawFormat::Nv12 | RawFormat::Yu12 => 1,
+        }
+    }
+
+    /// Bytes a frame of `height` rows with first-plane `stride` occupies.
+    /// For the planar formats V4L2 single-planar layouts put the chroma
+    /// planes right after the Y plane with strides derived from Y's.
+    pub fn frame_len(self, stride: usize, height: usize) -> usize {
+        match self {
+            RawFormat::Yuyv => stride * height,
+            // NV12: the UV plane has Y's stride and half the rows.
+            RawFormat::Nv12 => stride * height + stride * (height / 2),
+            // YU12: U and V have half Y's stride and half the rows each.
+            RawFormat::Yu12 => stride * height + 2 * (stride / 2) * (height / 2),
+        }
+    }
+
+    /// Lower-case name, as in `hello` and the logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            RawFormat::Yuyv => "yuyv",
+            RawFormat::Nv12 => "nv12",
+            RawFormat::Yu12 => "yu12",
+        }
+    }
+}
+
+/// One raw frame as the source delivers it.
+#[derive(Debug, Clone, Copy)]
+pub struct RawImage<'a> {
+    pub format: RawFormat,
+    pub width: u32,
+    pub height: u32,
+    /// Bytes per line of the first plane (V4L2 `bytesperline`); may exceed
+    /// `width × bytes_per_pixel` when the driver pads lines.
+    pub stride: usize,
+    pub data: &'a [u8],
+}
+
+/// Why a raw frame could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EncodeError {
+    /// Width or height zero, odd, or beyond JPEG's 65535.
+    BadSize { width: u32, height: u32 },
+    /// `stride` is smaller than one line of pixels.
+    BadStride { stride: usize, min: usize },
+    /// The buffer holds fewer bytes than the format needs.
+    Short { len: usize, need: usize },
+    /// The encoder itself failed.
+    Encoder(String),
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::BadSize { width, height } => write!(
+                f,
+                "frame size {width}x{height} is not encodable (must be even, 2..65534)"
+            ),
+            EncodeError::BadStride { stride, min } => {
+                write!(f, "line stride {stride} is below the line length {min}")
+            }
+            EncodeError::Short { len, need } => {
+                write!(f, "frame buffer holds {len} bytes, the format needs {need}")
+            }
+            EncodeError::Encoder(e) => write!(f, "jpeg encoder: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+impl RawImage<'_> {
+    /// Checks size, stride and length, so that row slicing cannot fail.
+    pub fn validate(&self) -> Result<(), EncodeError> {
+        let (w, h) = (self.width, self.height);
+        if w == 0 || h == 0 || w % 2 != 0 || h % 2 != 0 || w > 65534 || h > 65534 {
+            return Err(EncodeError::BadSize {
+                width: w,
+                height: h,
+            });
+        }
+        let min = w as usize * self.format.bytes_per_pixel();
+        if self.stride < min || (self.format == RawFormat::Yu12 && self.stride % 2 != 0) {
+            return Err(EncodeError::BadStride {
+                stride: self.stride,
+                min,
+            });
+        }
+        // The last line of the last plane needs only its pixels, not the
+        // padding (some drivers size buffers that tightly).
+        let last_pad = match self.format {
+            RawFormat::Yuyv | RawFormat::Nv12 => self.stride - min,
+            RawFormat::Yu12 => (self.stride - min) / 2,
+        };
+        let need = self.format.frame_len(self.stride, h as usize) - last_pad;
+        if self.data.len() < need {
+            return Err(EncodeError::Short {
+                len: self.data.len(),
+                need,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `ImageBuffer` over a validated [`RawImage`].
+struct Planes<'a>(RawImage<'a>);
+
+impl ImageBuffer for Planes<'_> {
+    fn get_jpeg_color_type(&self) -> JpegColorType {
+        JpegColorType::Ycbcr
+    }
+
+    fn width(&self) -> u16 {
+        self.0.width as u16
+    }
+
+    fn height(&self) -> u16 {
+        self.0.height as u16
+    }
+
+    fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
+        let img = &self.0;
+        let w = img.width as usize;
+        let h = img.height as usize;
+        let y = y as usize;
+        let stride = img.stride;
+        let [yb, cb, cr, _] = buffers;
+        let start = yb.len();
+        // resize + slice writes keep the inner loops free of capacity checks.
+        yb.resize(start + w, 0);
+        cb.resize(start + w, 0);
+        cr.resize(start + w, 0);
+        let (yo, cbo, cro) = (&mut yb[start..], &mut cb[start..], &mut cr[start..]);
+        match img.format {
+            RawFormat::Yuyv => {
+                let row = &img.data[y * stride..y * stride + 2 * w];
+                for (((px, yo), cbo), cro) in row
+                    .chunks_exact(4)
+                    .zip(yo.chunks_exact_mut(2))
+                    .zip(cbo.chunks_exact_mut(2))
+                    .zip(cro.chunks_exact_mut(2))
+                {
+                    yo[0] = px[0];
+                    yo[1] = px[2];
+                    cbo[0] = px[1];
+                    cbo[1] = px[1];
+                    cro[0] = px[3];
+                    cro[1] = px[3];
+                }
+            }
+            RawFormat::Nv12 => {
+                yo.copy_from_slice(&img.data[y * stride..y * stride + w]);
+                let at = stride * h + (y / 2) * stride;
+                let uv = &img.data[at..at + w];
+                for (((uv, cbo), cro), _) in uv
+                    .chunks_exact(2)
+                    .zip(cbo.chunks_exact_mut(2))
+                    .zip(cro.chunks_exact_mut(2))
+                    .zip(0..w / 2)
+                {
+                    cbo[0] = uv[0];
+                    cbo[1] = uv[0];
+                    cro[0] = uv[1];
+                    cro[1] = uv[1];
+                }
+            }
+            RawFormat::Yu12 => {
+                yo.copy_from_slice(&img.data[y * stride..y * stride + w]);
+                let cstride = stride / 2;
+                let u_at = stride * h + (y / 2) * cstride;
+                let v_at = stride * h + cstride * (h / 2) + (y / 2) * cstride;
+                let u = &img.data[u_at..u_at + w / 2];
+                let v = &img.data[v_at..v_at + w / 2];
+                for (&u, cbo) in u.iter().zip(cbo.chunks_exact_mut(2)) {
+                    cbo[0] = u;
+                    cbo[1] = u;
+                }
+                for (&v, cro) in v.iter().zip(cro.chunks_exact_mut(2)) {
+                    cro[0] = v;
+                    cro[1] = v;
+                }
+            }
+        }
+    }
+}
+
+/// Appends the encoder's output to a Vec, putting zerocam's COM segment
+/// right after SOI so the finished JPEG needs no second copy.
+struct ComWriter<'a> {
+    out: &'a mut Vec<u8>,
+    meta: Option<FrameMeta>,
+}
+
+impl Write for ComWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        if let Some(meta) = self.meta {
+            if self.out.len() >= 2 {
+                self.meta = None;
+                if self.out.len() == 2 {
+                    // The encoder writes SOI on its own: the usual case.
+                    com::write_segment(&meta, self.out);
+                } else {
+                    let seg = com::segment(&meta);
+                    self.out.splice(2..2, seg);
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Encodes one raw frame at `quality` (1–100, 4:2:0) into `out` (cleared
+/// first), with the COM segment for `meta` when given. This is the whole
+/// encode stage for raw sources; benches call it directly.
+pub fn encode_raw(
+    img: &RawImage<'_>,
+    quality: u8,
+    meta: Option<&FrameMeta>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    img.validate()?;
+    out.clear();
+    let writer = ComWriter {
+        out,
+        meta: meta.copied(),
+    };
+    let mut enc = Encoder::new(writer, quality.clamp(1, 100));
+    // jpeg-encoder switches to 4:4:4 at q ≥ 90; streaming wants the smaller
+    // 4:2:0 at every quality.
+    enc.set_sampling_factor(SamplingFactor::F_2_2);
+    enc.encode_image(Planes(*img))
+        .map_err(|e| EncodeError::Encoder(e.to_string()))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A smooth synthetic image as (Y, U, V) per pixel.
+    pub(crate) fn smooth(x: usize, y: usize, w: usize, h: usize) -> (u8, u8, u8) {
+        let yy = 40 + (170 * x / w.max(1)) as u8 / 2 + (170 * y / h.max(1)) as u8 / 2;
+        let u = 90 + (80 * x / w.max(1)) as u8;
+        let v = 170 - (80 * y / h.max(1)) as u8;
+        (yy, u, v)
+    }
+
+    /// Builds a frame of `format` with `pad` extra bytes per first-plane line.
+    pub(crate) fn make(format: RawFormat, w: usize, h: usize, pad: usize) -> (Vec<u8>, usize) {
+        let stride = w * format.bytes_per_pixel() + pad;
+        let mut data = vec![0xEEu8; format.frame_len(stride, h)];
+        for y in 0..h {
+            for x in 0..w {
+                let (yy, u, v) = smooth(x, y, w, h);
+                match format {
+                    RawFormat::Yuyv => {
+                        let at = y * stride + x * 2;
+                        data[at] = yy;
+                        data[at + 1] = if x % 2 == 0 { u } else { v };
+                        if x % 2 == 1 {
+                            data[at - 1] = smooth(x - 1, y, w, h).1;
+                        }
+                    }
+                    RawFormat::Nv12 => {
+                        data[y * stride + x] = yy;
+                        if x % 2 == 0 && y % 2 == 0 {
+                            let at = stride * h + (y / 2) * stride + x;
+                            data[at] = u;
+                            data[at + 1] = v;
+                        }
+                    }
+                    RawFormat::Yu12 => {
+                        data[y * stride + x] = yy;
+                        if x % 2 == 0 && y % 2 == 0 {
+                            let cs = stride / 2;
+                            data[stride * h + (y / 2) * cs + x / 2] = u;
+                            data[stride * h + cs * (h / 2) + (y / 2) * cs + x / 2] = v;
+                        }
+                    }
+                }
+            }
+        }
+        (data, stride)
+    }
+
+    fn decode(jpeg: &[u8]) -> (Vec<u8>, usize, usize) {
+        let mut d = jpeg_decoder::Decoder::new(jpeg);
+        let px = d.decode().unwrap();
+        let info = d.info().unwrap();
+        (px, info.width as usize, info.height as usize)
+    }
+
+    /// PSNR of the decoded RGB against the source converted to RGB.
+    fn psnr(format: RawFormat, w: usize, h: usize, pad: usize) -> f64 {
+        let (data, stride) = make(format, w, h, pad);
+        let img = RawImage {
+            format,
+            width: w as u32,
+            height: h as u32,
+            stride,
+            data: &data,
+        };
+        let meta = FrameMeta {
+            seq: 7,
+            ts_us: 99,
+            size: Some((w as u32, h as u32)),
+        };
+        let mut out = Vec::new();
+        encode_raw(&img, 90, Some(&meta), &mut out).unwrap();
+        assert_eq!(com::parse(&out), Some(meta));
+        let (rgb, dw, dh) = decode(&out);
+        assert_eq!((dw, dh), (w, h));
+        let mut se = 0f64;
+        for y in 0..h {
+            for x in 0..w {
+                // Chroma is sampled at the top-left of each 2x2 block.
+                let (yy, _, _) = smooth(x, y, w, h);
+                let (_, u, v) = smooth(x & !1, y & !1, w, h);
+                let (yy, u, v) = (yy as f64, u as f64 - 128.0, v as f64 - 128.0);
+                let r = yy + 1.402 * v;
+                let g = yy - 0.344136 * u - 0.714136 * v;
+                let b = yy + 1.772 * u;
+                for (c, want) in [r, g, b].into_iter().enumerate() {
+                    let got = rgb[(y * w + x) * 3 + c] as f64;
+                    se += (got - want.clamp(0.0, 255.0)).powi(2);
+                }
+            }
+        }
+        let mse = se / (w * h * 3) as f64;
+        10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10()
+    }
+
+    #[test]
+    fn yuyv_nv12_yu12_decode_close_to_the_source() {
+        for format in [RawFormat::Yuyv, RawFormat::Nv12, RawFormat::Yu12] {
+            let p = psnr(format, 64, 48, 0);
+            assert!(p > 30.0, "{format:?}: PSNR {p:.1} dB");
+        }
+    }
+
+    #[test]
+    fn padded_strides_are_honoured() {
+        for format in [RawFormat::Yuyv, RawFormat::Nv12, RawFormat::Yu12] {
+            // Odd sizes of padding, non-multiple-of-16 sizes.
+            let p = psnr(format, 38, 22, 24);
+            assert!(p > 30.0, "{format:?}: PSNR {p:.1} dB");
+        }
+    }
+
+    #[test]
+    fn bad_frames_are_errors_not_panics() {
+        let data = vec![0u8; 100];
+        let img = |format, width, height, stride| RawImage {
+            format,
+            width,
+            height,
+            stride,
+            data: &data,
+        };
+        let mut out = Vec::new();
+        assert!(matches!(
+            encode_raw(&img(RawFormat::Yuyv, 3, 2, 6), 80, None, &mut out),
+            Err(EncodeError::BadSize { .. })
+        ));
+        assert!(matches!(
+            encode_raw(&img(RawFormat::Yuyv, 8, 2, 8), 80, None, &mut out),
+            Err(EncodeError::BadStride { .. })
+        ));
+        assert!(matches!(
+            encode_raw(&img(RawFormat::Nv12, 10, 10, 10), 80, None, &mut out),
+            Err(EncodeError::Short { .. })
+        ));
+        // Exactly enough is fine.
+        let (d, stride) = make(RawFormat::Yu12, 8, 8, 0);
+        let ok = RawImage {
+            format: RawFormat::Yu12,
+            width: 8,
+            height: 8,
+            stride,
+            data: &d,
+        };
+        encode_raw(&ok, 80, None, &mut out).unwrap();
+        assert_eq!(&out[..2], &[0xFF, 0xD8]);
+        assert_eq!(com::parse(&out), None);
+    }
+}

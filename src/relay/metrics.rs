@@ -1,0 +1,267 @@
+//! `/metrics`: Prometheus text exposition, every name prefixed `zerocam_`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::hub::Hub;
+use super::jpeg::Reject;
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A lock-free histogram with [`LATENCY_BUCKETS`].
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Non-cumulative counts per bucket; the last slot is +Inf.
+    buckets: [AtomicU64; 13],
+    count: AtomicU64,
+    /// Sum in microseconds (integers keep it atomic).
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation in seconds.
+    pub fn observe(&self, secs: f64) {
+        let secs = if secs.is_finite() { secs.max(0.0) } else { 0.0 };
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us
+            .fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// Number of observations.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String, name: &str) {
+        let mut cum = 0;
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            cum += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cum}");
+        }
+        cum += self.buckets[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cum}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {}", self.count());
+    }
+}
+
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// The whole exposition.
+pub fn render(hub: &Hub) -> String {
+    let cams = hub.cameras();
+    let mut o = String::with_capacity(4096);
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+
+    head(&mut o, "zerocam_cameras", "gauge", "Cameras connected now.");
+    let online = cams.iter().filter(|c| c.online()).count();
+    let _ = writeln!(o, "zerocam_cameras {online}");
+
+    head(
+        &mut o,
+        "zerocam_viewers",
+        "gauge",
+        "Viewers per camera (WebSocket and MJPEG).",
+    );
+    for c in &cams {
+        let _ = writeln!(
+            o,
+            "zerocam_viewers{{camera=\"{}\"}} {}",
+            c.id,
+            c.viewer_count()
+        );
+    }
+
+    head(
+        &mut o,
+        "zerocam_camera_paused",
+        "gauge",
+        "1 while the relay has paused the camera for lack of viewers.",
+    );
+    for c in &cams {
+        let _ = writeln!(
+            o,
+            "zerocam_camera_paused{{camera=\"{}\"}} {}",
+            c.id,
+            u8::from(c.paused())
+        );
+    }
+
+    type Get = fn(&super::hub::CameraCounters) -> &AtomicU64;
+    let per_camera: [(&str, &str, Get); 5] = [
+        (
+            "zerocam_frames_in_total",
+            "Valid frames received from cameras.",
+            |c| &c.frames_in,
+        ),
+        ("zerocam_frames_out_total", "Frames sent to viewers.", |c| {
+            &c.frames_out
+        }),
+        (
+            "zerocam_bytes_in_total",
+            "JPEG bytes received from cameras.",
+            |c| &c.bytes_in,
+        ),
+        (
+            "zerocam_bytes_out_total",
+            "JPEG bytes sent to viewers.",
+            |c| &c.bytes_out,
+        ),
+        (
+            "zerocam_camera_connects_total",
+            "Camera connections accepted.",
+            |c| &c.connects,
+        ),
+    ];
+    for (name, help, get) in per_camera {
+        head(&mut o, name, "counter", help);
+        for c in &cams {
+            let _ = writeln!(
+                o,
+                "{name}{{camera=\"{}\"}} {}",
+                c.id,
+                load(get(&c.counters))
+            );
+        }
+    }
+
+    head(
+        &mut o,
+        "zerocam_drops_total",
+        "counter",
+        "Frames lost, by reason: camera_seq_gap (missing from the camera's seq), viewer_skipped (a slow viewer got a newer frame instead), rejected (not a valid JPEG).",
+    );
+    for c in &cams {
+        let k = &c.counters;
+        let rejected: u64 = k.rejected.iter().map(load).sum();
+        for (reason, n) in [
+            ("camera_seq_gap", load(&k.seq_gaps)),
+            ("viewer_skipped", load(&k.viewer_skipped)),
+            ("rejected", rejected),
+        ] {
+            let _ = writeln!(
+                o,
+                "zerocam_drops_total{{camera=\"{}\",reason=\"{reason}\"}} {n}",
+                c.id
+            );
+        }
+    }
+
+    head(
+        &mut o,
+        "zerocam_rejected_frames_total",
+        "counter",
+        "Binary messages from cameras refused as not one valid JPEG, by reason.",
+    );
+    for c in &cams {
+        for r in Reject::ALL {
+            let _ = writeln!(
+                o,
+                "zerocam_rejected_frames_total{{camera=\"{}\",reason=\"{}\"}} {}",
+                c.id,
+                r.as_str(),
+                load(&c.counters.rejected[r.index()])
+            );
+        }
+    }
+
+    head(
+        &mut o,
+        "zerocam_bad_messages_total",
+        "counter",
+        "Text messages from cameras that were not understood.",
+    );
+    for c in &cams {
+        let _ = writeln!(
+            o,
+            "zerocam_bad_messages_total{{camera=\"{}\"}} {}",
+            c.id,
+            load(&c.counters.bad_text)
+        );
+    }
+
+    head(
+        &mut o,
+        "zerocam_auth_failures_total",
+        "counter",
+        "Camera connections refused with 401/403.",
+    );
+    let _ = writeln!(
+        o,
+        "zerocam_auth_failures_total {}",
+        load(&hub.auth_failures)
+    );
+    head(
+        &mut o,
+        "zerocam_camera_replaced_total",
+        "counter",
+        "Camera connections closed because a newer one took the id.",
+    );
+    let _ = writeln!(o, "zerocam_camera_replaced_total {}", load(&hub.replaced));
+    head(
+        &mut o,
+        "zerocam_camera_garbage_closed_total",
+        "counter",
+        "Camera connections closed for sending only invalid frames.",
+    );
+    let _ = writeln!(
+        o,
+        "zerocam_camera_garbage_closed_total {}",
+        load(&hub.garbage_closed)
+    );
+
+    head(
+        &mut o,
+        "zerocam_latency_seconds",
+        "histogram",
+        "Capture (COM ts) to egress latency of frames sent to viewers.",
+    );
+    hub.latency.render(&mut o, "zerocam_latency_seconds");
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let h = Histogram::default();
+        h.observe(0.001);
+        h.observe(0.2);
+        h.observe(100.0);
+        let mut s = String::new();
+        h.render(&mut s, "x");
+        assert!(s.contains("x_bucket{le=\"0.005\"} 1\n"), "{s}");
+        assert!(s.contains("x_bucket{le=\"0.25\"} 2\n"), "{s}");
+        assert!(s.contains("x_bucket{le=\"30\"} 2\n"), "{s}");
+        assert!(s.contains("x_bucket{le=\"+Inf\"} 3\n"), "{s}");
+        assert!(s.contains("x_count 3\n"), "{s}");
+    }
+
+    #[test]
+    fn render_names_are_prefixed() {
+        let hub = Hub::new();
+        let _a = hub.attach("cam");
+        let text = render(&hub);
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("zerocam_"), "{line}");
+        }
+        assert!(text.contains("zerocam_cameras 1"));
+    }
+}

@@ -1,0 +1,249 @@
+//! The relay (`zerocam relay`, `zerocam demo`, `zerocam token`): cameras
+//! stream in over WebSocket (PROTOCOL.md raw dialect), browsers and tools
+//! watch over WebSocket, MJPEG or snapshots. axum/tokio; the camera side of
+//! the binary stays blocking and does not use any of this.
+
+pub mod auth;
+pub mod hub;
+pub mod ingest;
+pub mod jpeg;
+pub mod metrics;
+pub mod routes;
+pub mod settings;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+pub use settings::{RelayOverrides, Settings};
+
+use crate::config::{Config, FileConfig, Overrides};
+use crate::pipeline::{Pipeline, SourceInfo};
+
+/// How long shutdown waits for connections to close before giving up.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Shared state of a running relay.
+#[derive(Debug)]
+pub struct App {
+    pub hub: Arc<hub::Hub>,
+    pub settings: Settings,
+    /// Turns `true` when the relay stops; long-lived handlers watch it.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Serves on `listener` until `stop` completes, then closes every
+/// connection (cameras get a close reason) and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    settings: Settings,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (tx, rx) = watch::channel(false);
+    // Held here until serve returns, so handlers see `true`, not a closed channel.
+    let tx = Arc::new(tx);
+    let signal_tx = tx.clone();
+    if settings.camera_auth.is_open() {
+        log::warn!("no camera tokens configured: any client may stream as any camera id");
+    }
+    let app = Arc::new(App {
+        hub: hub::Hub::new(),
+        settings,
+        shutdown: rx,
+    });
+    let router = routes::router(app);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        stop.await;
+        log::info!("shutting down");
+        let _ = signal_tx.send(true);
+        let _ = done_tx.send(());
+    });
+    let server = server.into_future();
+    tokio::pin!(server);
+    let result = tokio::select! {
+        r = &mut server => r,
+        _ = async {
+            let _ = done_rx.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            log::warn!("connections did not close within {} s; stopping anyway", SHUTDOWN_GRACE.as_secs());
+            Ok(())
+        }
+    };
+    drop(tx);
+    result
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                log::warn!("cannot watch SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("relay")
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// `zerocam relay`: serves until SIGINT/SIGTERM.
+pub fn run(settings: Settings) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let (listener, local) = bind(settings.listen).await?;
+        // A fixed, parseable line: tests and scripts read the bound port from it.
+        log::info!("relay listening on http://{local}/");
+        serve(listener, settings, shutdown_signal()).await?;
+        log::info!("relay stopped");
+        Ok(())
+    })
+}
+
+/// `zerocam demo` options.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub listen: SocketAddr,
+    pub source: String,
+    pub size: Option<String>,
+    pub fps: Option<u32>,
+}
+
+/// `zerocam demo`: the relay plus one camera streaming to it over a real
+/// WebSocket on loopback.
+pub fn demo(o: DemoOptions) -> anyhow::Result<()> {
+    let token = format!("demo-{:016x}", fastrand::u64(..));
+    let settings = Settings {
+        listen: o.listen,
+        camera_auth: auth::CameraAuth {
+            shared: vec![token.clone()],
+            ..Default::default()
+        },
+        ..Settings::default()
+    };
+    let rt = runtime()?;
+    let (listener, local) = rt.block_on(bind(o.listen))?;
+    let port = local.port();
+    let ingest = format!("ws://127.0.0.1:{port}/ingest/demo");
+    let cfg = Config::build(
+        FileConfig::default(),
+        &Overrides {
+            relay: Some(ingest),
+            camera: Some("demo".into()),
+            token: Some(token),
+            source: Some(o.source.clone()),
+            size: o.size.clone(),
+            fps: o.fps,
+            ..Overrides::default()
+        },
+        true,
+    )?;
+    let requested = SourceInfo {
+        format: if o.source == "pattern" {
+            "pattern".into()
+        } else {
+            "unknown".into()
+        },
+        width: cfg.source.width,
+        height: cfg.source.height,
+        fps: cfg.source.fps,
+    };
+    let pipeline = Pipeline::new(requested, cfg.source.quality)?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut server = rt.spawn(serve(listener, settings, async move {
+        let _ = stop_rx.await;
+    }));
+    log::info!("relay listening on http://{local}/");
+    let capture = crate::capture::spawn(pipeline.clone(), cfg.source.clone())
+        .context("cannot start the camera")?;
+    let camera = {
+        let pipeline = pipeline.clone();
+        std::thread::Builder::new()
+            .name("camera".into())
+            .spawn(move || crate::stream::session::run(&cfg, pipeline))?
+    };
+    let shown = if local.ip().is_unspecified() {
+        format!("http://127.0.0.1:{port}/")
+    } else {
+        format!("http://{local}/")
+    };
+    println!("zerocam demo: open {shown} in a browser (Ctrl-C to stop)");
+    let early = rt.block_on(async {
+        tokio::select! {
+            _ = shutdown_signal() => None,
+            r = &mut server => Some(r),
+            _ = async {
+                // The camera thread ending on its own is a failure to report.
+                while !camera.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            } => None,
+        }
+    });
+    // Camera first, so it closes its link cleanly instead of reconnecting
+    // to a relay that is going away; the runtime keeps serving meanwhile.
+    pipeline.controls.request_shutdown();
+    pipeline.waker.wake();
+    let camera_result = match camera.join() {
+        Ok(r) => r,
+        Err(_) => Err(anyhow::anyhow!("camera thread panicked")),
+    };
+    if capture.join().is_err() {
+        log::error!("capture thread panicked");
+    }
+    let _ = stop_tx.send(());
+    let served = match early {
+        Some(r) => r,
+        None => rt.block_on(server),
+    };
+    camera_result.context("demo camera stopped")?;
+    served.context("relay task failed")??;
+    log::info!("demo stopped");
+    Ok(())
+}
+
+/// `zerocam token`: a signed camera token valid for `ttl`.
+pub fn make_token(
+    camera: &str,
+    secret_file: &std::path::Path,
+    ttl: &str,
+) -> anyhow::Result<String> {
+    crate::config::check_id("--camera", camera)?;
+    let secret = auth::read_secret(secret_file).map_err(anyhow::Error::msg)?;
+    let ttl = auth::parse_ttl(ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    Ok(auth::sign(
+        &secret,
+        camera,
+        now.saturating_add(ttl.as_secs()),
+    ))
+}

@@ -1,0 +1,268 @@
+//! The relay's settings: the `[server]` table of the zerocam TOML file,
+//! merged with `zerocam relay` flags (flags win) and validated. Unknown keys
+//! are errors naming the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::auth::{self, CameraAuth, ViewerAuth};
+use crate::config::{ConfigError, check_id, check_token, seconds};
+
+/// Default listen address of `zerocam relay`.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// Default largest accepted frame.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
+
+/// `[server]` as written in the file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// `host:port` to listen on.
+    pub listen: Option<String>,
+    /// Camera tokens accepted for any camera id.
+    pub tokens: Option<Vec<String>>,
+    /// File holding the HMAC secret for signed camera tokens.
+    pub secret_file: Option<PathBuf>,
+    /// Largest accepted JPEG in bytes.
+    pub max_frame_bytes: Option<u64>,
+    /// Send `pause` to cameras nobody watches.
+    pub pause_when_unwatched: Option<bool>,
+    /// Seconds without viewers before a camera is paused.
+    pub pause_after: Option<f64>,
+    /// Consecutive rejected messages after which a camera is disconnected.
+    pub max_consecutive_rejects: Option<u32>,
+    /// Seconds of silence from a camera after which it is disconnected.
+    pub camera_timeout: Option<f64>,
+    /// Per-camera settings, keyed by camera id.
+    pub cameras: Option<BTreeMap<String, CameraSection>>,
+    /// Viewer auth; absent means open.
+    pub viewers: Option<ViewersSection>,
+}
+
+/// `[server.cameras.<id>]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraSection {
+    /// The token only this camera id may use.
+    pub token: Option<String>,
+}
+
+/// `[server.viewers]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewersSection {
+    /// Tokens accepted from viewers (`?token=` or `Authorization: Bearer`).
+    pub tokens: Option<Vec<String>>,
+    /// `user:password` pairs for HTTP basic auth.
+    pub basic: Option<Vec<String>>,
+}
+
+/// Command-line overrides for the relay.
+#[derive(Debug, Default, Clone)]
+pub struct RelayOverrides {
+    pub listen: Option<String>,
+    /// Added to `server.tokens`.
+    pub tokens: Vec<String>,
+}
+
+/// Validated relay settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub camera_auth: CameraAuth,
+    pub viewer_auth: ViewerAuth,
+    pub max_frame_bytes: usize,
+    /// `None` when pausing is off.
+    pub pause_after: Option<Duration>,
+    pub max_consecutive_rejects: u32,
+    pub camera_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            camera_auth: CameraAuth::default(),
+            viewer_auth: ViewerAuth::default(),
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            pause_after: Some(Duration::from_secs(10)),
+            max_consecutive_rejects: 10,
+            camera_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+/// Parses the raw `[server]` table (as kept by [`crate::config::FileConfig`]).
+pub fn parse_section(table: Option<&toml::Table>) -> Result<ServerSection, ConfigError> {
+    let Some(t) = table else {
+        return Ok(ServerSection::default());
+    };
+    toml::Value::Table(t.clone())
+        .try_into::<ServerSection>()
+        .map_err(|e| {
+            let msg = e.message().to_string();
+            let key = msg
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split('`').next())
+                .map(|f| format!("server.{f}"))
+                .unwrap_or_else(|| "server".to_string());
+            ConfigError::new(&key, msg)
+        })
+}
+
+impl Settings {
+    /// Merges `[server]` and flags, validating every value.
+    pub fn build(table: Option<&toml::Table>, o: &RelayOverrides) -> Result<Settings, ConfigError> {
+        let s = parse_section(table)?;
+        let d = Settings::default();
+        let listen_s = o
+            .listen
+            .clone()
+            .or(s.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen: SocketAddr = listen_s.parse().map_err(|_| {
+            ConfigError::new(
+                "server.listen",
+                format!("`{listen_s}` is not an address like 0.0.0.0:8080"),
+            )
+        })?;
+        let mut shared = s.tokens.unwrap_or_default();
+        shared.extend(o.tokens.iter().cloned());
+        for t in &shared {
+            check_token("server.tokens", t)?;
+        }
+        let mut per_camera = Vec::new();
+        for (id, c) in s.cameras.unwrap_or_default() {
+            let key = format!("server.cameras.{id}");
+            check_id(&key, &id)?;
+            if let Some(t) = c.token {
+                check_token(&format!("{key}.token"), &t)?;
+                per_camera.push((id, t));
+            }
+        }
+        let secret = match &s.secret_file {
+            Some(p) => {
+                Some(auth::read_secret(p).map_err(|e| ConfigError::new("server.secret_file", e))?)
+            }
+            None => None,
+        };
+        let v = s.viewers.unwrap_or_default();
+        let viewer_tokens = v.tokens.unwrap_or_default();
+        for t in &viewer_tokens {
+            check_token("server.viewers.tokens", t)?;
+        }
+        let basic = v.basic.unwrap_or_default();
+        for b in &basic {
+            if !b.contains(':') || b.starts_with(':') {
+                return Err(ConfigError::new(
+                    "server.viewers.basic",
+                    format!("`{b}` is not `user:password`"),
+                ));
+            }
+        }
+        let max_frame_bytes = match s.max_frame_bytes {
+            None => d.max_frame_bytes,
+            Some(n) if (1024..=64 << 20).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(ConfigError::new(
+                    "server.max_frame_bytes",
+                    format!("{n} is out of range (1024..={})", 64u64 << 20),
+                ));
+            }
+        };
+        let pause_after = if s.pause_when_unwatched.unwrap_or(true) {
+            Some(seconds(
+                "server.pause_after",
+                s.pause_after.unwrap_or(10.0),
+                0.0,
+                86400.0,
+            )?)
+        } else {
+            None
+        };
+        let max_consecutive_rejects = s.max_consecutive_rejects.unwrap_or(10);
+        if !(1..=10_000).contains(&max_consecutive_rejects) {
+            return Err(ConfigError::new(
+                "server.max_consecutive_rejects",
+                format!("{max_consecutive_rejects} is out of range (1..=10000)"),
+            ));
+        }
+        let camera_timeout = seconds(
+            "server.camera_timeout",
+            s.camera_timeout.unwrap_or(90.0),
+            1.0,
+            86400.0,
+        )?;
+        Ok(Settings {
+            listen,
+            camera_auth: CameraAuth {
+                shared,
+                per_camera,
+                secret,
+            },
+            viewer_auth: ViewerAuth {
+                tokens: viewer_tokens,
+                basic,
+            },
+            max_frame_bytes,
+            pause_after,
+            max_consecutive_rejects,
+            camera_timeout,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(text: &str) -> Result<Settings, ConfigError> {
+        let f = crate::config::parse_str(text)?;
+        Settings::build(f.server.as_ref(), &RelayOverrides::default())
+    }
+
+    #[test]
+    fn defaults_without_a_server_table() {
+        let s = build("").unwrap();
+        assert_eq!(s.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(s.max_frame_bytes, 4 << 20);
+        assert_eq!(s.pause_after, Some(Duration::from_secs(10)));
+        assert!(s.camera_auth.is_open() && s.viewer_auth.is_open());
+    }
+
+    #[test]
+    fn full_table() {
+        let s = build(
+            "[server]\nlisten = \"127.0.0.1:9000\"\ntokens = [\"a\"]\nmax_frame_bytes = 100000\npause_when_unwatched = false\n[server.cameras.porch]\ntoken = \"p\"\n[server.viewers]\nbasic = [\"me:pw\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.camera_auth.shared, vec!["a".to_string()]);
+        assert_eq!(
+            s.camera_auth.per_camera,
+            vec![("porch".to_string(), "p".to_string())]
+        );
+        assert_eq!(s.pause_after, None);
+        assert!(!s.viewer_auth.is_open());
+    }
+
+    #[test]
+    fn unknown_and_bad_keys_are_named() {
+        let e = build("[server]\nlistne = \"x\"\n").unwrap_err();
+        assert_eq!(e.key, "server.listne", "{e}");
+        let e = build("[server]\nlisten = \"nope\"\n").unwrap_err();
+        assert_eq!(e.key, "server.listen");
+        let e = build("[server]\nmax_frame_bytes = 5\n").unwrap_err();
+        assert_eq!(e.key, "server.max_frame_bytes");
+        let e = build("[server.cameras.porch]\ntokne = \"x\"\n").unwrap_err();
+        assert!(e.reason.contains("tokne"), "{e}");
+        let e = build("[server]\nsecret_file = \"/nonexistent/zerocam\"\n").unwrap_err();
+        assert_eq!(e.key, "server.secret_file");
+        let e = build("[server.viewers]\nbasic = [\"nocolon\"]\n").unwrap_err();
+        assert_eq!(e.key, "server.viewers.basic");
+    }
+}

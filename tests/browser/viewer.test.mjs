@@ -1,0 +1,170 @@
+// Headless Chromium against the relay's viewer page: starts `zerocam demo`
+// on a free port (or uses ZEROCAM_URL), opens `/`, and checks that the camera
+// image is really live: it decodes (naturalWidth > 0), its pixels change, and
+// the frame counter and latency readout advance. Screenshots go to artifacts/.
+import { spawn } from "node:child_process";
+import { mkdirSync, existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../..");
+const artifacts = join(root, "artifacts");
+const HANG_MS = 30000;
+
+function fail(msg) {
+  console.error("browser test FAILED: " + msg);
+  process.exitCode = 1;
+  throw new Error(msg);
+}
+
+function findBinary() {
+  if (process.env.ZEROCAM_BIN) return process.env.ZEROCAM_BIN;
+  for (const p of ["target/release/zerocam", "target/debug/zerocam"]) {
+    if (existsSync(join(root, p))) return join(root, p);
+  }
+  fail("no zerocam binary; build it first (cargo build) or set ZEROCAM_BIN");
+}
+
+// Starts `zerocam demo --listen 127.0.0.1:0` and resolves with its URL.
+function startDemo() {
+  const bin = findBinary();
+  const child = spawn(bin, ["demo", "--listen", "127.0.0.1:0", "--size", "640x480", "--fps", "15"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stderr.on("data", (d) => process.stderr.write("[demo] " + d));
+  const url = new Promise((ok, bad) => {
+    let out = "";
+    const timer = setTimeout(() => bad(new Error("demo printed no URL within 30 s")), HANG_MS);
+    child.stdout.on("data", (d) => {
+      out += d;
+      process.stdout.write("[demo] " + d);
+      const m = out.match(/open (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        ok(m[1]);
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      bad(new Error("demo exited early with " + code));
+    });
+  });
+  return { child, url };
+}
+
+async function readout(page) {
+  return page.evaluate(() => {
+    const card = document.querySelector(".card[data-camera]");
+    if (!card) return null;
+    const img = card.querySelector("img.frame");
+    let hash = 0;
+    if (img.naturalWidth > 0) {
+      const c = document.createElement("canvas");
+      c.width = 64;
+      c.height = 48;
+      const g = c.getContext("2d");
+      g.drawImage(img, 0, 0, 64, 48);
+      const px = g.getImageData(0, 0, 64, 48).data;
+      for (let i = 0; i < px.length; i += 4) hash = (hash * 31 + px[i] + px[i + 1] * 3 + px[i + 2] * 7) >>> 0;
+    }
+    return {
+      camera: card.dataset.camera,
+      frames: Number(card.dataset.frames),
+      latency: card.dataset.latency === undefined ? null : Number(card.dataset.latency),
+      latencyText: card.querySelector(".info").textContent,
+      naturalWidth: img.naturalWidth,
+      src: img.src,
+      hash,
+    };
+  });
+}
+
+async function main() {
+  mkdirSync(artifacts, { recursive: true });
+  let demo = null;
+  let url = process.env.ZEROCAM_URL;
+  if (!url) {
+    demo = startDemo();
+    url = await demo.url;
+  }
+  console.log("viewer page: " + url);
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+    await page.goto(url, { timeout: HANG_MS });
+    await page.waitForFunction(() => {
+      const img = document.querySelector(".card img.frame");
+      return img && img.naturalWidth > 0 && Number(img.closest(".card").dataset.frames) > 0;
+    }, null, { timeout: HANG_MS });
+    const a = await readout(page);
+    console.log("first readout:", JSON.stringify(a));
+    // Wait for the picture to move on: more frames, a new blob, new pixels.
+    await page.waitForFunction((prev) => {
+      const card = document.querySelector(".card[data-camera]");
+      return card && Number(card.dataset.frames) >= prev + 10;
+    }, a.frames, { timeout: HANG_MS });
+    let b = await readout(page);
+    const t0 = Date.now();
+    while (b.hash === a.hash && Date.now() - t0 < HANG_MS) {
+      await page.waitForTimeout(200);
+      b = await readout(page);
+    }
+    console.log("later readout:", JSON.stringify(b));
+    if (!(b.naturalWidth > 0)) fail("image has no naturalWidth");
+    if (!(b.frames > a.frames)) fail(`frame counter did not advance (${a.frames} → ${b.frames})`);
+    if (b.src === a.src) fail("image source did not change");
+    if (b.hash === a.hash) fail("image pixels did not change");
+    if (b.latency === null || !Number.isFinite(b.latency)) fail("no latency readout (COM ts not parsed)");
+    if (!/latency \d+ ms/.test(b.latencyText)) fail("latency readout not shown: " + b.latencyText);
+    const live = await page.textContent("#summary");
+    if (!/1 camera live/.test(live)) fail("summary says: " + live);
+    if (errors.length) fail("page errors: " + errors.join("; "));
+    // Old object URLs are revoked: fetching the first blob must fail now.
+    const revoked = await page.evaluate(async (u) => {
+      try { await fetch(u); return false; } catch { return true; }
+    }, a.src);
+    if (!revoked) fail("old object URL was not revoked");
+    await page.screenshot({ path: join(artifacts, "viewer.png") });
+    // The MJPEG stream plays in the browser too (multipart/x-mixed-replace in an <img>).
+    const mjpegWidth = await page.evaluate(async (id) => {
+      const img = new Image();
+      img.src = "/cameras/" + encodeURIComponent(id) + "/mjpeg" + location.search;
+      document.body.appendChild(img);
+      for (let i = 0; i < 100 && img.naturalWidth === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      const w = img.naturalWidth;
+      img.remove();
+      return w;
+    }, b.camera);
+    if (!(mjpegWidth > 0)) fail("the MJPEG stream did not play in an <img>");
+    // The same page on a phone-sized screen.
+    const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    await phone.goto(url, { timeout: HANG_MS });
+    await phone.waitForFunction(() => {
+      const img = document.querySelector(".card img.frame");
+      return img && img.naturalWidth > 0;
+    }, null, { timeout: HANG_MS });
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+    if (overflow) fail("page is wider than a phone screen");
+    await phone.screenshot({ path: join(artifacts, "viewer-phone.png") });
+    console.log(`browser test ok: ${b.frames} frames shown, latency ${b.latency} ms; screenshots in artifacts/`);
+  } finally {
+    await browser.close();
+    if (demo) {
+      demo.child.kill("SIGTERM");
+    }
+  }
+}
+
+main().catch((e) => {
+  console.error(e && e.stack ? e.stack : e);
+  process.exitCode = 1;
+  process.exit(1);
+});

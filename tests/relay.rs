@@ -1,0 +1,797 @@
+//! End-to-end tests of `zerocam relay` (the real binary) over loopback.
+//! A test camera speaks PROTOCOL.md's raw dialect with tungstenite; viewers
+//! use WebSocket, MJPEG and snapshots, and every JPEG is decoded.
+#![cfg(feature = "relay")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tungstenite::client::IntoClientRequest;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+use zerocam::encode::com;
+
+const HANG: Duration = Duration::from_secs(20);
+
+/// A running `zerocam relay` (killed on drop).
+struct Relay {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+    _dir: Option<TempDir>,
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "zerocam-relay-test-{tag}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Relay {
+    fn start(args: &[&str], config: Option<&str>) -> Relay {
+        let dir = config.map(|_| TempDir::new("cfg"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerocam"));
+        cmd.arg("relay")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(args);
+        if let (Some(text), Some(d)) = (config, &dir) {
+            let p = d.0.join("zerocam.toml");
+            std::fs::write(&p, text.replace("$DIR", d.0.to_str().unwrap())).unwrap();
+            cmd.arg("--config").arg(&p);
+        }
+        let mut child = cmd
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("[relay] {line}");
+                    if let Some(rest) = line.split("relay listening on http://").nth(1) {
+                        let _ = tx.send(rest.trim_end_matches('/').to_string());
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let addr = rx
+            .recv_timeout(HANG)
+            .expect("relay did not print its address")
+            .parse()
+            .unwrap();
+        Relay {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn metric(&self, line_prefix: &str) -> f64 {
+        let (_, _, body) = http_get(self.addr, "/metrics");
+        let text = String::from_utf8(body).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(line_prefix)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {line_prefix} in\n{text}"))
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// A JPEG of `w`×`h` whose colour depends on `shade`; `noise` makes it big.
+fn jpeg(w: u16, h: u16, shade: u8, noise: bool) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(shade as u64);
+    let px: Vec<u8> = (0..w as usize * h as usize * 3)
+        .map(|i| {
+            if noise {
+                rng.u8(..)
+            } else {
+                shade.wrapping_add((i % 7) as u8)
+            }
+        })
+        .collect();
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 80)
+        .encode(&px, w, h, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    out
+}
+
+fn with_com(jpeg: &[u8], seq: u64, w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    com::insert_into(
+        jpeg,
+        &com::FrameMeta {
+            seq,
+            ts_us: now_us(),
+            size: Some((w, h)),
+        },
+        &mut out,
+    );
+    out
+}
+
+fn decode(data: &[u8]) -> (u16, u16) {
+    let mut d = jpeg_decoder::Decoder::new(data);
+    d.decode().expect("relay output must decode");
+    let info = d.info().unwrap();
+    (info.width, info.height)
+}
+
+/// A test camera speaking the raw dialect.
+struct Cam {
+    ws: WebSocket<TcpStream>,
+    seq: u64,
+    /// Text messages received from the relay.
+    texts: Vec<String>,
+}
+
+fn ws_connect(
+    addr: SocketAddr,
+    path: &str,
+    bearer: Option<&str>,
+) -> Result<WebSocket<TcpStream>, tungstenite::Error> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(HANG)).unwrap();
+    stream.set_write_timeout(Some(HANG)).unwrap();
+    let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+    if let Some(t) = bearer {
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    tungstenite::client(req, stream)
+        .map(|(ws, _)| ws)
+        .map_err(|e| match e {
+            tungstenite::HandshakeError::Failure(e) => e,
+            tungstenite::HandshakeError::Interrupted(_) => panic!("blocking handshake interrupted"),
+        })
+}
+
+fn http_status(e: tungstenite::Error) -> u16 {
+    match e {
+        tungstenite::Error::Http(r) => r.status().as_u16(),
+        other => panic!("expected an HTTP refusal, got {other}"),
+    }
+}
+
+impl Cam {
+    fn connect(addr: SocketAddr, id: &str, token: Option<&str>) -> Cam {
+        let path = match token {
+            Some(t) => format!("/ingest/{id}?token={t}"),
+            None => format!("/ingest/{id}"),
+        };
+        let mut ws = ws_connect(addr, &path, None).expect("camera connects");
+        let hello = format!(
+            r#"{{"type":"hello","camera":"{id}","version":"test","width":64,"height":48,"format":"pattern","fps":20}}"#
+        );
+        ws.send(Message::text(hello)).unwrap();
+        Cam {
+            ws,
+            seq: 0,
+            texts: Vec::new(),
+        }
+    }
+
+    /// Sends one message and waits for its ack, collecting text on the way.
+    fn send_binary(&mut self, data: Vec<u8>) {
+        self.ws.send(Message::binary(data)).unwrap();
+        loop {
+            match self.ws.read().expect("ack") {
+                Message::Binary(b) => {
+                    assert_eq!(&b[..], &[0x0A], "the ack is the single byte 0x0A");
+                    return;
+                }
+                Message::Text(t) => self.texts.push(t.to_string()),
+                _ => {}
+            }
+        }
+    }
+
+    fn send_frame(&mut self) {
+        self.seq += 1;
+        let j = jpeg(64, 48, (self.seq * 10) as u8, false);
+        let f = with_com(&j, self.seq, 64, 48);
+        self.send_binary(f);
+    }
+
+    /// Reads until a text message containing `needle` arrives.
+    fn wait_text(&mut self, needle: &str) {
+        if self.texts.iter().any(|t| t.contains(needle)) {
+            return;
+        }
+        let end = Instant::now() + HANG;
+        while Instant::now() < end {
+            if let Message::Text(t) = self.ws.read().expect("relay message") {
+                if t.contains(needle) {
+                    self.texts.push(t.to_string());
+                    return;
+                }
+            }
+        }
+        panic!("no {needle} from the relay");
+    }
+}
+
+/// GET over HTTP/1.0 (so the body is not chunked): status, headers, body.
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(HANG)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head, all[split + 4..].to_vec())
+}
+
+/// Starts a thread that sends frames from `cam` until `stop`; counts them.
+fn stream_in_background(
+    mut cam: Cam,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    frame: impl Fn(u64) -> Vec<u8> + Send + 'static,
+    interval: Duration,
+) -> std::thread::JoinHandle<Cam> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            cam.seq += 1;
+            let f = frame(cam.seq);
+            cam.send_binary(f);
+            sent.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(interval);
+        }
+        cam
+    })
+}
+
+#[test]
+fn camera_to_websocket_mjpeg_and_snapshot_viewers() {
+    let relay = Relay::start(&["--token", "t1", "--token", "t2"], None);
+    let cam = Cam::connect(relay.addr, "porch", Some("t2"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let jpegs: Vec<Vec<u8>> = (0..4).map(|i| jpeg(64, 48, i * 60, false)).collect();
+    let streamer = stream_in_background(
+        cam,
+        stop.clone(),
+        sent.clone(),
+        move |seq| with_com(&jpegs[seq as usize % 4], seq, 64, 48),
+        Duration::from_millis(20),
+    );
+
+    // WebSocket viewer: decodable JPEGs with increasing COM seq.
+    let mut viewer = ws_connect(relay.addr, "/cameras/porch/ws", None).unwrap();
+    let mut last_seq = 0;
+    for _ in 0..10 {
+        let Message::Binary(data) = viewer.read().unwrap() else {
+            panic!("viewer messages are binary")
+        };
+        assert_eq!(decode(&data), (64, 48));
+        let meta = com::parse(&data).expect("COM kept");
+        assert!(meta.seq > last_seq, "{} after {last_seq}", meta.seq);
+        last_seq = meta.seq;
+    }
+
+    // MJPEG: multipart parts with Content-Length, each a JPEG.
+    let mut s = TcpStream::connect(relay.addr).unwrap();
+    s.set_read_timeout(Some(HANG)).unwrap();
+    write!(s, "GET /cameras/porch/mjpeg HTTP/1.0\r\n\r\n").unwrap();
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: multipart/x-mixed-replace; boundary=zerocamframe"),
+        "{head}"
+    );
+    for _ in 0..5 {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert_eq!(line, "--zerocamframe\r\n");
+        let mut len = None;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = Some(v.trim().parse::<usize>().unwrap());
+            }
+        }
+        let mut body = vec![0; len.expect("Content-Length per part")];
+        r.read_exact(&mut body).unwrap();
+        assert_eq!(decode(&body), (64, 48));
+        let mut crlf = [0; 2];
+        r.read_exact(&mut crlf).unwrap();
+        assert_eq!(&crlf, b"\r\n");
+    }
+
+    // Snapshot, /cameras, /healthz.
+    let (status, head, body) = http_get(relay.addr, "/cameras/porch/snapshot.jpg");
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: image/jpeg")
+    );
+    assert_eq!(decode(&body), (64, 48));
+    let (status, _, body) = http_get(relay.addr, "/cameras");
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let cam = &list[0];
+    assert_eq!(cam["id"], "porch");
+    assert_eq!(cam["online"], true);
+    assert_eq!(cam["width"], 64);
+    assert_eq!(cam["height"], 48);
+    assert_eq!(cam["version"], "test");
+    assert!(cam["viewers"].as_u64().unwrap() >= 1, "{cam}");
+    assert!(cam["connected_since"].as_f64().unwrap() > 1.6e9);
+    assert!(cam["last_frame_age_ms"].is_u64());
+    assert!(cam["drops"].is_object());
+    assert_eq!(http_get(relay.addr, "/healthz").0, 200);
+
+    // Unknown camera: a clear 404.
+    let (status, _, body) = http_get(relay.addr, "/cameras/nope/snapshot.jpg");
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("camera `nope` is unknown"));
+
+    // Metrics: frames in/out, latency histogram from the COM ts.
+    assert!(relay.metric("zerocam_frames_in_total{camera=\"porch\"}") >= 10.0);
+    assert!(relay.metric("zerocam_frames_out_total{camera=\"porch\"}") >= 16.0);
+    assert_eq!(relay.metric("zerocam_cameras"), 1.0);
+    assert!(relay.metric("zerocam_latency_seconds_count") >= 16.0);
+
+    stop.store(true, Ordering::Relaxed);
+    let mut cam = streamer.join().unwrap();
+    cam.ws.close(None).unwrap();
+    // Offline camera: snapshot says so.
+    let end = Instant::now() + HANG;
+    loop {
+        let (status, _, body) = http_get(relay.addr, "/cameras/porch/snapshot.jpg");
+        if status == 404 {
+            assert!(String::from_utf8_lossy(&body).contains("offline"));
+            break;
+        }
+        assert!(Instant::now() < end, "camera never went offline");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn auth_is_checked_before_the_upgrade() {
+    let dir = TempDir::new("secret");
+    let secret = dir.0.join("secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let config = format!(
+        "[server]\ntokens = [\"shared\"]\nsecret_file = \"{}\"\n[server.cameras.porch]\ntoken = \"porch-only\"\n",
+        secret.display()
+    );
+    let relay = Relay::start(&[], Some(&config));
+    let a = relay.addr;
+    assert_eq!(
+        http_status(ws_connect(a, "/ingest/porch", None).unwrap_err()),
+        401
+    );
+    assert_eq!(
+        http_status(ws_connect(a, "/ingest/porch?token=wrong", None).unwrap_err()),
+        403
+    );
+    assert_eq!(
+        http_status(ws_connect(a, "/ingest/garden", Some("porch-only")).unwrap_err()),
+        403
+    );
+    ws_connect(a, "/ingest/porch", Some("porch-only")).unwrap();
+    ws_connect(a, "/ingest/garden?token=shared", None).unwrap();
+
+    // Signed tokens from `zerocam token`.
+    let out = Command::new(env!("CARGO_BIN_EXE_zerocam"))
+        .args(["token", "--camera", "shed", "--ttl", "1h", "--secret-file"])
+        .arg(&secret)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    ws_connect(a, &format!("/ingest/shed?token={token}"), None).unwrap();
+    ws_connect(a, "/ingest/shed", Some(&token)).unwrap();
+    assert_eq!(
+        http_status(ws_connect(a, &format!("/ingest/barn?token={token}"), None).unwrap_err()),
+        403
+    );
+    assert!(relay.metric("zerocam_auth_failures_total") >= 4.0);
+    assert!(relay.logged("refused with 403"));
+}
+
+#[test]
+fn a_second_connection_replaces_the_first() {
+    let relay = Relay::start(&[], None);
+    let mut first = Cam::connect(relay.addr, "cam", None);
+    first.send_frame();
+    let mut second = Cam::connect(relay.addr, "cam", None);
+    second.send_frame();
+    // The first is closed with a reason.
+    let end = Instant::now() + HANG;
+    let frame = loop {
+        match first.ws.read() {
+            Ok(Message::Close(f)) => break f.expect("close frame with a reason"),
+            Ok(_) => {}
+            Err(e) => panic!("expected a close frame, got {e}"),
+        }
+        assert!(Instant::now() < end);
+    };
+    assert_eq!(frame.code, CloseCode::Library(4000));
+    assert!(frame.reason.contains("replaced"), "{}", frame.reason);
+    // The second keeps streaming.
+    for _ in 0..3 {
+        second.send_frame();
+    }
+    let (status, _, body) = http_get(relay.addr, "/cameras/cam/snapshot.jpg");
+    assert_eq!(status, 200);
+    assert_eq!(com::parse(&body).unwrap().seq, 4);
+    assert_eq!(relay.metric("zerocam_camera_replaced_total"), 1.0);
+    assert_eq!(relay.metric("zerocam_cameras"), 1.0);
+}
+
+#[test]
+fn a_stalled_viewer_does_not_slow_the_camera_or_a_fast_viewer() {
+    let relay = Relay::start(&[], None);
+    // Big, incompressible frames fill a stalled viewer's socket buffers fast.
+    let frames: Arc<Vec<Vec<u8>>> = Arc::new((0..4).map(|i| jpeg(320, 240, i, true)).collect());
+    assert!(frames[0].len() > 50_000, "{}", frames[0].len());
+    let cam = Cam::connect(relay.addr, "busy", None);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let f = frames.clone();
+    let streamer = stream_in_background(
+        cam,
+        stop.clone(),
+        sent.clone(),
+        move |seq| with_com(&f[seq as usize % 4], seq, 320, 240),
+        Duration::from_millis(30),
+    );
+
+    // The stalled viewer: a small receive buffer, and it never reads.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&relay.addr.into()).unwrap();
+    let stream: TcpStream = sock.into();
+    stream.set_read_timeout(Some(HANG)).unwrap();
+    let (_stalled, _) =
+        tungstenite::client(format!("ws://{}/cameras/busy/ws", relay.addr), stream).unwrap();
+
+    let mut fast = ws_connect(relay.addr, "/cameras/busy/ws", None).unwrap();
+    let mut received = 0u64;
+    let mut warm_rss = 0;
+    let mut sent_at_start = 0;
+    let start = Instant::now();
+    let mut last_seq = 0;
+    while start.elapsed() < Duration::from_secs(8) {
+        let Message::Binary(data) = fast.read().unwrap() else {
+            continue;
+        };
+        let seq = com::parse(&data).unwrap().seq;
+        assert!(seq > last_seq);
+        last_seq = seq;
+        if warm_rss == 0 && start.elapsed() > Duration::from_secs(2) {
+            warm_rss = relay.rss_kib();
+            sent_at_start = sent.load(Ordering::Relaxed);
+            received = 0;
+        }
+        received += 1;
+    }
+    let sent_total = sent.load(Ordering::Relaxed) - sent_at_start;
+    let end_rss = relay.rss_kib();
+    stop.store(true, Ordering::Relaxed);
+    streamer.join().unwrap();
+    eprintln!(
+        "camera sent {sent_total}, fast viewer got {received}; relay RSS {warm_rss} → {end_rss} KiB"
+    );
+    assert!(sent_total >= 50, "the camera kept its rate: {sent_total}");
+    assert!(
+        received * 10 >= sent_total * 8,
+        "fast viewer got {received} of {sent_total}"
+    );
+    assert!(
+        end_rss < warm_rss + 16 * 1024,
+        "relay memory grew from {warm_rss} to {end_rss} KiB"
+    );
+    assert!(relay.metric("zerocam_viewers{camera=\"busy\"}") >= 2.0);
+}
+
+#[test]
+fn unwatched_camera_is_paused_and_resumed_by_a_viewer() {
+    let relay = Relay::start(&[], Some("[server]\npause_after = 0.3\n"));
+    let mut cam = Cam::connect(relay.addr, "idle", None);
+    cam.send_frame();
+    cam.wait_text("\"pause\"");
+    let (_, _, body) = http_get(relay.addr, "/cameras");
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(list[0]["paused"], true);
+    assert_eq!(relay.metric("zerocam_camera_paused{camera=\"idle\"}"), 1.0);
+    // A paused camera keeps heartbeating; the relay keeps it.
+    cam.ws
+        .send(Message::text(r#"{"type":"heartbeat"}"#))
+        .unwrap();
+    let mut viewer = ws_connect(relay.addr, "/cameras/idle/ws", None).unwrap();
+    cam.wait_text("\"resume\"");
+    cam.send_frame();
+    // The viewer gets the stored frame, then the fresh one.
+    let mut seqs = Vec::new();
+    while !seqs.contains(&2) {
+        if let Message::Binary(d) = viewer.read().unwrap() {
+            seqs.push(com::parse(&d).unwrap().seq);
+        }
+    }
+    drop(viewer);
+    // Without viewers again: paused again after the grace period.
+    cam.texts.clear();
+    cam.wait_text("\"pause\"");
+}
+
+#[test]
+fn garbage_is_rejected_counted_and_never_forwarded() {
+    let relay = Relay::start(
+        &[],
+        Some("[server]\nmax_consecutive_rejects = 4\nmax_frame_bytes = 2048\n"),
+    );
+    let mut cam = Cam::connect(relay.addr, "junk", None);
+    cam.send_frame();
+    cam.send_binary(b"not a jpeg".to_vec());
+    cam.send_binary(vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 1, 2]); // truncated
+    cam.send_binary(jpeg(64, 48, 1, true)); // larger than 2048 bytes
+    cam.send_frame();
+    let (status, _, body) = http_get(relay.addr, "/cameras/junk/snapshot.jpg");
+    assert_eq!(status, 200);
+    assert_eq!(decode(&body), (64, 48));
+    assert_eq!(com::parse(&body).unwrap().seq, 2);
+    let m = |r: &str| {
+        relay.metric(&format!(
+            "zerocam_rejected_frames_total{{camera=\"junk\",reason=\"{r}\"}}"
+        ))
+    };
+    assert_eq!(m("no_soi"), 1.0);
+    assert_eq!(m("bad_segment"), 1.0);
+    assert_eq!(m("too_large"), 1.0);
+    assert_eq!(
+        relay.metric("zerocam_drops_total{camera=\"junk\",reason=\"rejected\"}"),
+        3.0
+    );
+    assert_eq!(
+        relay.metric("zerocam_frames_in_total{camera=\"junk\"}"),
+        2.0
+    );
+
+    // Only garbage: closed after 4 in a row.
+    for _ in 0..3 {
+        cam.send_binary(vec![0u8; 100]);
+    }
+    cam.ws.send(Message::binary(vec![1u8; 100])).unwrap();
+    let end = Instant::now() + HANG;
+    let frame = loop {
+        match cam.ws.read() {
+            Ok(Message::Close(f)) => break f.unwrap(),
+            Ok(_) => {}
+            Err(e) => panic!("expected close, got {e}"),
+        }
+        assert!(Instant::now() < end);
+    };
+    assert_eq!(frame.code, CloseCode::Invalid);
+    assert!(frame.reason.contains("invalid frames"), "{}", frame.reason);
+    assert_eq!(relay.metric("zerocam_camera_garbage_closed_total"), 1.0);
+}
+
+#[test]
+fn sigterm_closes_cameras_and_exits_cleanly() {
+    let mut relay = Relay::start(&[], None);
+    let mut cam = Cam::connect(relay.addr, "c", None);
+    cam.send_frame();
+    let _viewer = ws_connect(relay.addr, "/cameras/c/ws", None).unwrap();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(relay.child.id() as i32, libc::SIGTERM);
+    }
+    let frame = loop {
+        match cam.ws.read() {
+            Ok(Message::Close(f)) => break f.unwrap(),
+            Ok(_) => {}
+            Err(e) => panic!("expected close, got {e}"),
+        }
+    };
+    assert_eq!(frame.code, CloseCode::Away);
+    let end = Instant::now() + HANG;
+    let status = loop {
+        if let Some(s) = relay.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "relay did not exit on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert!(relay.logged("relay stopped"));
+    assert!(
+        !relay.logged("did not close"),
+        "graceful shutdown timed out"
+    );
+}
+
+#[test]
+fn check_config_validates_the_server_table() {
+    let dir = TempDir::new("check");
+    let p = dir.0.join("z.toml");
+    std::fs::write(
+        &p,
+        "camera = \"c\"\n[source]\ndevice = \"pattern\"\n[server]\nlistne = \"x\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zerocam"))
+        .arg("check-config")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.listne"), "{err}");
+    std::fs::write(
+        &p,
+        "camera = \"c\"\n[source]\ndevice = \"pattern\"\n[server]\nlisten = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zerocam"))
+        .arg("check-config")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn demo_streams_the_pattern_through_its_relay() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zerocam"))
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--size",
+            "320x240",
+            "--fps",
+            "10",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let mut child = Kill(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("open http://").nth(1) {
+                let _ = tx.send(rest.split('/').next().unwrap().to_string());
+            }
+        }
+    });
+    let addr: SocketAddr = rx
+        .recv_timeout(HANG)
+        .expect("demo prints its URL")
+        .parse()
+        .unwrap();
+    let (status, _, page) = http_get(addr, "/");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&page).contains("createObjectURL"));
+    let end = Instant::now() + HANG;
+    let mut viewer = loop {
+        match ws_connect(addr, "/cameras/demo/ws", None) {
+            Ok(v) => break v,
+            Err(_) if Instant::now() < end => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("demo camera never appeared: {e}"),
+        }
+    };
+    let mut last: Option<u64> = None;
+    for _ in 0..5 {
+        let Message::Binary(d) = viewer.read().unwrap() else {
+            continue;
+        };
+        assert_eq!(decode(&d), (320, 240));
+        let meta = com::parse(&d).unwrap();
+        assert!(
+            last.is_none_or(|l| meta.seq > l),
+            "{} after {last:?}",
+            meta.seq
+        );
+        last = Some(meta.seq);
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.0.id() as i32, libc::SIGTERM);
+    }
+    let end = Instant::now() + HANG;
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "demo did not exit on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}

@@ -1,0 +1,370 @@
+//! The camera (`zerocam stream`, the real binary) against an in-test relay
+//! speaking PROTOCOL.md's raw dialect, including relays that misbehave.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Behavior, Camera, Event, SEC, TestRelay, decode, meta, temp_path};
+
+fn camera(relay: &TestRelay, extra: &[&str]) -> Camera {
+    let url = relay.url("/ingest/cam1");
+    let mut args = vec!["--relay", url.as_str(), "--camera", "cam1"];
+    for (flag, default) in [("--size", "160x120"), ("--heartbeat", "1")] {
+        if !extra.contains(&flag) {
+            args.extend([flag, default]);
+        }
+    }
+    args.extend_from_slice(extra);
+    Camera::stream(&args)
+}
+
+fn frames(events: &[Event]) -> Vec<(usize, Vec<u8>, Instant)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Frame { conn, jpeg, at } => Some((*conn, jpeg.clone(), *at)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn texts(events: &[Event]) -> Vec<serde_json::Value> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Text { text, .. } => serde_json::from_str(text).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn hello_then_decodable_frames_with_metadata_and_auth() {
+    let relay = TestRelay::start(Behavior::Normal { ack: false });
+    let _cam = camera(&relay, &["--fps", "10", "--token", "s3cret/+"]);
+    let (uri, headers) = relay
+        .wait_for(10 * SEC, |e| match e {
+            Event::Connected { uri, headers, .. } => Some((uri, headers)),
+            _ => None,
+        })
+        .expect("camera connects");
+    assert_eq!(uri, "/ingest/cam1?token=s3cret%2F%2B");
+    assert_eq!(
+        headers.get("authorization").map(String::as_str),
+        Some("Bearer s3cret/+")
+    );
+    assert!(
+        !headers.contains_key("origin"),
+        "the camera sends no Origin"
+    );
+
+    let events = relay.collect(2 * SEC);
+    let t = texts(&events);
+    let hello = t.first().expect("hello first");
+    assert_eq!(hello["type"], "hello");
+    assert_eq!(hello["camera"], "cam1");
+    assert_eq!(hello["width"], 160);
+    assert_eq!(hello["height"], 120);
+    assert_eq!(hello["fps"], 10);
+    assert!(hello["version"].is_string() && hello["format"].is_string());
+
+    let f = frames(&events);
+    assert!(f.len() >= 5, "got {} frames in 2 s at 10 fps", f.len());
+    let mut last = None;
+    for (_, jpeg, _) in &f {
+        assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
+        assert_eq!(&jpeg[jpeg.len() - 2..], &[0xFF, 0xD9]);
+        assert_eq!(decode(jpeg), (160, 120));
+        let m = meta(jpeg);
+        assert_eq!(m.size, Some((160, 120)));
+        if let Some(prev) = last {
+            assert!(m.seq > prev, "seq increases");
+        }
+        last = Some(m.seq);
+        let age = zerocam::frame::now_us().saturating_sub(m.ts_us);
+        assert!(age < 60_000_000, "capture timestamp is recent: {age} µs");
+    }
+    // Heartbeats keep coming once a second.
+    let hb = t.iter().filter(|v| v["type"] == "heartbeat").count();
+    assert!(hb >= 1, "heartbeats: {hb}");
+}
+
+#[test]
+fn reconnects_after_the_relay_drops_the_link() {
+    let relay = TestRelay::start(Behavior::DropAfterFrames(3));
+    let cam = camera(&relay, &["--fps", "15"]);
+    let dropped_at = relay
+        .wait_for(10 * SEC, |e| match e {
+            Event::Closed { conn: 1, .. } => Some(Instant::now()),
+            _ => None,
+        })
+        .expect("first connection closed by relay");
+    // Attempt 0's delay is at most base (0.5 s); allow generous slack.
+    let back = relay
+        .wait_for(5 * SEC, |e| match e {
+            Event::Connected { conn: 2, .. } => Some(Instant::now()),
+            _ => None,
+        })
+        .expect("camera reconnects");
+    assert!(
+        back - dropped_at < 3 * SEC,
+        "reconnected after {:?}",
+        back - dropped_at
+    );
+    // And it streams again on the new connection.
+    assert!(
+        relay
+            .wait_for(5 * SEC, |e| matches!(e, Event::Frame { conn: 2, .. })
+                .then_some(()))
+            .is_some()
+    );
+    assert!(cam.wait_log("link lost", SEC).is_some());
+    assert!(cam.wait_log("reconnect attempt", SEC).is_some());
+}
+
+#[test]
+fn a_relay_that_goes_silent_after_the_handshake_is_noticed() {
+    let relay = TestRelay::start(Behavior::SilentAfterHandshake);
+    let cam = camera(&relay, &[]);
+    let first = relay
+        .wait_for(10 * SEC, |e| {
+            matches!(e, Event::Connected { conn: 1, .. }).then(Instant::now)
+        })
+        .expect("connects");
+    let second = relay
+        .wait_for(8 * SEC, |e| {
+            matches!(e, Event::Accepted(2)).then(Instant::now)
+        })
+        .expect("camera gives up on the silent link and reconnects");
+    // 2 × heartbeat (2 s) + backoff (≤ 0.5 s) + slack.
+    assert!(
+        second - first < Duration::from_millis(4500),
+        "took {:?}",
+        second - first
+    );
+    assert!(
+        cam.wait_log("nothing received", SEC).is_some()
+            || cam.wait_log("write stalled", SEC).is_some()
+    );
+}
+
+#[test]
+fn a_relay_that_accepts_tcp_and_never_answers_does_not_hang_the_camera() {
+    let relay = TestRelay::start(Behavior::SilentTcp);
+    let cam = camera(&relay, &[]);
+    let first = relay
+        .wait_for(10 * SEC, |e| {
+            matches!(e, Event::Accepted(1)).then(Instant::now)
+        })
+        .expect("connects");
+    let second = relay
+        .wait_for(8 * SEC, |e| {
+            matches!(e, Event::Accepted(2)).then(Instant::now)
+        })
+        .expect("camera times the handshake out and retries");
+    assert!(
+        second - first < Duration::from_millis(4500),
+        "took {:?}",
+        second - first
+    );
+    assert!(cam.wait_log("no handshake reply", SEC).is_some());
+}
+
+#[test]
+fn forbidden_is_an_auth_failure_retried_slowly() {
+    let relay = TestRelay::start(Behavior::Refuse(403));
+    let cam = camera(&relay, &["--token", "wrong"]);
+    assert!(
+        relay
+            .wait_for(10 * SEC, |e| matches!(e, Event::Accepted(1)).then_some(()))
+            .is_some()
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    let attempts = relay.accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(attempts <= 2, "{attempts} attempts in ~8 s after a 403");
+    let line = cam.wait_log("HTTP 403", SEC).expect("logged");
+    assert!(line.contains("authentication"), "{line}");
+}
+
+#[test]
+fn pause_resume_and_set_apply_live() {
+    let relay = TestRelay::start(Behavior::Normal { ack: false });
+    let cam = camera(&relay, &["--fps", "15"]);
+    assert!(
+        relay
+            .wait_for(10 * SEC, |e| matches!(e, Event::Frame { .. }).then_some(()))
+            .is_some()
+    );
+
+    relay.send_text(r#"{"type":"pause"}"#);
+    let _ = relay.collect(Duration::from_millis(500)); // in flight before the pause
+    let paused = relay.collect(Duration::from_millis(2500));
+    assert_eq!(frames(&paused).len(), 0, "no frames while paused");
+    assert!(
+        texts(&paused).iter().any(|v| v["type"] == "heartbeat"),
+        "heartbeats continue while paused"
+    );
+
+    relay.send_text(r#"{"type":"resume"}"#);
+    let resumed = relay.collect(2 * SEC);
+    assert!(
+        frames(&resumed).len() >= 10,
+        "frames after resume: {}",
+        frames(&resumed).len()
+    );
+
+    relay.send_text(r#"{"type":"set","fps":2,"quality":30}"#);
+    let _ = relay.collect(Duration::from_millis(700));
+    let slow = relay.collect(3 * SEC);
+    let n = frames(&slow).len();
+    assert!((3..=9).contains(&n), "{n} frames in 3 s at fps 2");
+    assert!(cam.wait_log("relay set fps 2 quality 30", SEC).is_some());
+
+    relay.send_text(r#"{"type":"set","fps":0}"#);
+    relay.send_text(r#"{"type":"set","quality":500}"#);
+    relay.send_text("garbage that is not json");
+    relay.send_text(r#"{"type":"self-destruct"}"#);
+    let after = relay.collect(3 * SEC);
+    let n = frames(&after).len();
+    assert!(
+        (3..=9).contains(&n),
+        "bad commands are not applied: {n} frames in 3 s"
+    );
+    assert!(cam.wait_log("fps 0 is out of range", SEC).is_some());
+    assert!(cam.wait_log("quality 500 is out of range", SEC).is_some());
+}
+
+#[test]
+fn a_slow_reader_causes_counted_drops_not_growing_latency() {
+    // 100 kB/s: a poor Wi-Fi link, far below what 640x480 at 30 fps needs.
+    let relay = TestRelay::start(Behavior::SlowReader {
+        bytes_per_sec: 100_000,
+    });
+    let _cam = camera(
+        &relay,
+        &["--fps", "30", "--size", "640x480", "--stats-interval", "1"],
+    );
+    assert!(
+        relay
+            .wait_for(10 * SEC, |e| matches!(e, Event::Frame { .. }).then_some(()))
+            .is_some()
+    );
+    let events = relay.collect(8 * SEC);
+    let f = frames(&events);
+    assert!(f.len() >= 10, "frames: {}", f.len());
+    let seqs: Vec<u64> = f.iter().map(|(_, j, _)| meta(j).seq).collect();
+    assert!(
+        f.iter().all(|(c, _, _)| *c == 1),
+        "a slow link is not a dead one: no reconnects"
+    );
+    let gaps: u64 = seqs.windows(2).map(|w| w[1] - w[0] - 1).sum();
+    assert!(
+        gaps > 0,
+        "a 4 fps reader of a 30 fps camera must see seq gaps"
+    );
+    // Latency at receipt stays bounded: the last frames are not older than
+    // the first ones were (nothing queues up).
+    let lat: Vec<u64> = f
+        .iter()
+        .map(|(_, j, at)| {
+            let sent_age = at.elapsed().as_micros() as u64;
+            zerocam::frame::now_us()
+                .saturating_sub(meta(j).ts_us)
+                .saturating_sub(sent_age)
+        })
+        .collect();
+    let tail = &lat[lat.len() - 5..];
+    let worst = tail.iter().max().unwrap();
+    assert!(*worst < 2_000_000, "latency grew to {worst} µs: {lat:?}");
+    // The camera reports its drops in stats.
+    let reported = texts(&events)
+        .iter()
+        .filter(|v| v["type"] == "stats")
+        .filter_map(|v| v["dropped"].as_u64())
+        .max()
+        .unwrap_or(0);
+    assert!(reported > 0, "stats report drops");
+}
+
+#[test]
+fn acks_bound_what_is_in_flight_and_a_missing_ack_means_a_stall() {
+    let cfg = temp_path("ack.toml");
+    std::fs::write(&cfg, "[relay]\nack_timeout = 1.5\nwindow = 1\n").unwrap();
+    let relay = TestRelay::start(Behavior::DelayedAck {
+        delay: Duration::from_millis(400),
+        stop_after: 6,
+    });
+    let cam = camera(&relay, &["--fps", "30", "--config", cfg.to_str().unwrap()]);
+    let events = relay.collect(5 * SEC);
+    let f: Vec<_> = frames(&events)
+        .into_iter()
+        .filter(|(c, _, _)| *c == 1)
+        .collect();
+    // Before the first ack the socket bound applies (loopback: ~400 ms of
+    // frames); from then on one frame in flight, and the relay stops acking
+    // after 6: a handful of frames, where 30 fps for 5 s would be 150.
+    assert!(
+        f.len() >= 3 && f.len() <= 25,
+        "frames on conn 1: {}",
+        f.len()
+    );
+    // After 6 acks the relay goes quiet: the camera must call it a stall.
+    // After 6 acks the relay goes quiet: the camera must call it a stall
+    // and reconnect.
+    assert!(cam.wait_log("no ack for", 6 * SEC).is_some());
+    let reconnected = events
+        .iter()
+        .any(|e| matches!(e, Event::Connected { conn: 2, .. }))
+        || relay
+            .wait_for(5 * SEC, |e| {
+                matches!(e, Event::Connected { conn: 2, .. }).then_some(())
+            })
+            .is_some();
+    assert!(reconnected);
+    let _ = std::fs::remove_file(cfg);
+}
+
+#[test]
+fn sigterm_closes_with_1001_and_exits_zero_quickly() {
+    let relay = TestRelay::start(Behavior::Normal { ack: true });
+    let mut cam = camera(&relay, &[]);
+    assert!(
+        relay
+            .wait_for(10 * SEC, |e| matches!(e, Event::Frame { .. }).then_some(()))
+            .is_some()
+    );
+    let t0 = Instant::now();
+    cam.signal(libc::SIGTERM);
+    let st = cam.wait_exit(3 * SEC).expect("exits after SIGTERM");
+    assert!(t0.elapsed() < 2 * SEC, "took {:?}", t0.elapsed());
+    assert!(st.success(), "{st:?}");
+    let code = relay.wait_for(2 * SEC, |e| match e {
+        Event::Closed { frame, .. } => Some(frame),
+        _ => None,
+    });
+    assert_eq!(code.flatten().map(|(c, _)| c), Some(1001));
+}
+
+#[test]
+fn a_relay_that_is_down_is_logged_once_per_attempt() {
+    // Bind and drop to get a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("ws://127.0.0.1:{port}/ingest/x");
+    let cam = Camera::stream(&[
+        "--relay", &url, "--camera", "x", "--fps", "30", "--size", "160x120",
+    ]);
+    std::thread::sleep(Duration::from_secs(4));
+    let attempts = cam.lines_with("reconnect attempt").len();
+    let all = cam.log.lock().unwrap().len();
+    assert!(attempts >= 2, "attempts logged: {attempts}");
+    // ~120 frames were captured meanwhile: no line per frame.
+    assert!(
+        all < attempts + 15,
+        "{all} log lines for {attempts} attempts"
+    );
+}
