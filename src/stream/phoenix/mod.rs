@@ -15,6 +15,7 @@
 //!   becomes [`Action::Ack`] (a non-`ok` status is also logged), so the
 //!   in-flight window works as with the raw dialect's `0x0A`. Channels that
 //!   answer `{:noreply, socket}` simply never ack, and the window stays off.
+//!   When a join is lost, frames still unanswered are released as acks.
 //! - Commands `pause`, `resume`, `set` come as the event of a push or
 //!   broadcast on our topic, in JSON text or binary (the payload then is JSON
 //!   bytes), or as a reply's response in the raw dialect's shape
@@ -89,6 +90,8 @@ pub struct Phoenix {
     pending_heartbeat: Option<u64>,
     /// Refs of frames sent on this connection, oldest first.
     frame_refs: VecDeque<u64>,
+    /// Has the channel ever replied to a frame (so the session counts acks)?
+    acks_seen: bool,
 }
 
 impl Phoenix {
@@ -116,6 +119,7 @@ impl Phoenix {
             next_heartbeat: Instant::now() + heartbeat,
             pending_heartbeat: None,
             frame_refs: VecDeque::new(),
+            acks_seen: false,
         }
     }
 
@@ -170,13 +174,21 @@ impl Phoenix {
         vec![a]
     }
 
-    /// Moves to waiting for a rejoin on the ladder.
-    fn schedule_rejoin(&mut self, now: Instant) {
+    /// Moves to waiting for a rejoin on the ladder. Frames of the lost join
+    /// will never be answered: if the channel acks frames, they are released
+    /// as acks so the in-flight window does not stall the rejoined channel.
+    fn schedule_rejoin(&mut self, now: Instant) -> Vec<Action> {
         self.tries = self.tries.saturating_add(1);
         let after = rejoin_after(self.tries);
         log::info!("rejoining {} in {:?}", self.topic, after);
         self.join = Join::Waiting { at: now + after };
+        let lost = self.frame_refs.len();
         self.frame_refs.clear();
+        if self.acks_seen {
+            vec![Action::Ack; lost]
+        } else {
+            vec![]
+        }
     }
 
     fn handle(&mut self, msg: Msg, now: Instant) -> Vec<Action> {
@@ -206,7 +218,7 @@ impl Phoenix {
                             "closed (phx_close)"
                         }
                     );
-                    self.schedule_rejoin(now);
+                    return self.schedule_rejoin(now);
                 }
                 vec![]
             }
@@ -261,7 +273,7 @@ impl Phoenix {
                     self.topic,
                     reason(&response)
                 );
-                self.schedule_rejoin(now);
+                return self.schedule_rejoin(now);
             }
             return vec![];
         }
@@ -270,6 +282,7 @@ impl Phoenix {
             && let Some(i) = self.frame_refs.iter().position(|&f| f == r)
         {
             self.frame_refs.remove(i);
+            self.acks_seen = true;
             if status != "ok" {
                 log::warn!("frame {r} answered {status}: {}", reason(&response));
             }
@@ -469,7 +482,7 @@ impl Dialect for Phoenix {
                 log::warn!("join {} got no reply within {:?}", self.topic, JOIN_TIMEOUT);
                 let r = self.make_ref();
                 out.push(self.text(Some(join_ref), r, &self.topic, "phx_leave", &json!({})));
-                self.schedule_rejoin(now);
+                out.extend(self.schedule_rejoin(now));
             }
             Join::Waiting { at } if now >= at => out.extend(self.send_join(now)),
             _ => {}
@@ -761,6 +774,11 @@ mod tests {
             p.on_binary(&b, t0),
             vec![Action::Ack, Action::Command(Command::Pause)]
         );
+        // A channel lost with frames in flight releases them.
+        let _ = p.frame(vec![4]);
+        let _ = p.frame(vec![5]);
+        let err = serializer::encode_text(Some(&jr), Some(&jr), T, "phx_error", &json!({}));
+        assert_eq!(p.on_text(&err, t0), vec![Action::Ack, Action::Ack]);
         // The remembered refs stay bounded when the channel never replies.
         for _ in 0..(MAX_FRAME_REFS * 2) {
             p.frame(vec![0]);
