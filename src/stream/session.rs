@@ -136,7 +136,7 @@ fn new_dialect(relay: &RelayConfig) -> anyhow::Result<Box<dyn Dialect>> {
             relay.token.as_deref(),
             relay.heartbeat_interval,
         ))),
-        Protocol::Phoenix => anyhow::bail!("relay.protocol: phoenix is not built yet; use raw"),
+        Protocol::Phoenix => Ok(Box::new(super::phoenix::Phoenix::new(relay))),
     }
 }
 
