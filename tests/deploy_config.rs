@@ -25,10 +25,7 @@ fn zerocam() -> Command {
 
 #[test]
 fn check_config_accepts_the_shipped_file() {
-    let out = zerocam()
-        .args(["check-config", SHIPPED])
-        .output()
-        .unwrap();
+    let out = zerocam().args(["check-config", SHIPPED]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
