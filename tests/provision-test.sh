@@ -45,7 +45,8 @@ otg_mode=1
 EOF
 printf 'console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot\n' >"$t/boot/cmdline.txt"
 echo raspberrypi >"$t/root/etc/hostname"
-printf '\177ELF fake zerocam binary\n' >"$t/zerocam"
+printf '\177ELF fake zerocam binary\n' >"$t/zerocam" # or the real one:
+if [ -n "${PROVISION_TEST_BINARY:-}" ]; then cp "$PROVISION_TEST_BINARY" "$t/zerocam"; fi
 hash='$6$saltsalt$Qx9rQ0N8ZkYhVh1Vwz0WlYzB0J9Vf2y8yq2yB2dJkq1v9qf0m8Q3l8yVjP5yQ8l0cK1hYz9bG2e0vG1v3Q2aB1'
 cp -a "$t/boot" "$t/boot.orig"
 
@@ -149,12 +150,13 @@ run_checks() {
     # shellcheck disable=SC2046
     check "short psk refused" bash -c "! '$prov' --binary '$t/zerocam' --wifi-ssid x --wifi-psk short $(target)"
     check "bad camera refused" bash -c "! '$prov' --binary '$t/zerocam' --camera csi $(target)"
+    check "x86 binary refused" bash -c "! '$prov' --binary /bin/true $(target) 2>/dev/null"
 }
 
 run_checks
 
 mode=dir
-rm -rf "$t/boot" && cp -a "$t/boot.orig" "$t/boot"
+rm -rf "${t:?}/boot" && cp -a "$t/boot.orig" "$t/boot"
 run_checks
 
 echo "== image that is not a Pi OS image"
