@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Sourced by scripts/build-pi and scripts/test-arm: installs and sets up the
-# cross toolchain from docs/pi.md (zig + cargo-zigbuild from PyPI, rust-src
+# cross toolchain from README.md "On the Pi" (zig + cargo-zigbuild from PyPI, rust-src
 # for -Zbuild-std, libclang for v4l's bindgen, qemu-user for running tests).
 # Everything comes from apt, PyPI, rustup's rust-src and crates.io.
 
