@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use zerocam::config::{self, Config, FileConfig, Overrides};
-use zerocam::{capture, logging, pipeline, stream};
+use zerocam::{capture, device, logging, pipeline, stream};
 
 #[derive(Parser)]
 #[command(
@@ -341,10 +341,14 @@ fn stream_main(cfg: Config) -> anyhow::Result<ExitCode> {
     let pipeline = pipeline::Pipeline::new(requested, cfg.source.quality)?;
     install_signal_handlers(&pipeline)?;
     let capture = capture::spawn(pipeline.clone(), cfg.source.clone())?;
+    let device = device::spawn(pipeline.clone(), cfg.led.clone())?;
     let result = stream::session::run(&cfg, pipeline.clone());
     pipeline.controls.request_shutdown();
     if capture.join().is_err() {
         log::error!("capture thread panicked");
+    }
+    if device.is_some_and(|d| d.join().is_err()) {
+        log::error!("device thread panicked");
     }
     result?;
     let t = pipeline.snapshot();

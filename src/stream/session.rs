@@ -69,9 +69,20 @@ pub fn run(cfg: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
     let mut connections = 0u64;
     let p = &*pipeline;
 
+    // hello announces what the device granted: give the source a moment to
+    // open before the first connect (a missing camera does not hold us up
+    // for long; hello then carries the requested mode).
+    let until = Instant::now() + Duration::from_secs(3);
+    while !p.health.source_ok() && !p.controls.shutting_down() && Instant::now() < until {
+        p.health.beat_stream();
+        wait(None, p.waker.fd(), Duration::from_millis(50));
+        p.waker.drain();
+    }
+
     while !p.controls.shutting_down() {
         p.health.set_link(LinkState::Connecting);
-        let delay = match connect(&cfg.relay, dialect.url(), tls.clone()) {
+        let beat = || p.health.beat_stream();
+        let delay = match connect(&cfg.relay, dialect.url(), tls.clone(), &beat) {
             Ok((ws, fd)) => {
                 connections += 1;
                 if connections > 1 {
@@ -126,7 +137,7 @@ fn new_dialect(relay: &RelayConfig) -> anyhow::Result<Box<dyn Dialect>> {
             relay.token.as_deref(),
             relay.heartbeat_interval,
         ))),
-        Protocol::Phoenix => anyhow::bail!("relay.protocol: phoenix is not built yet; use raw"),
+        Protocol::Phoenix => Ok(Box::new(super::phoenix::Phoenix::new(relay))),
     }
 }
 
@@ -202,10 +213,13 @@ fn timeout_error(e: &io::Error) -> bool {
 
 /// Opens TCP (and TLS) and does the WebSocket handshake, all under timeouts.
 /// Returns the socket's fd too, for poll and the unsent-bytes count.
+/// `beat` marks progress between the blocking steps (the watchdog counts a
+/// stream thread silent for long as stuck; each step is bounded on its own).
 fn connect(
     relay: &RelayConfig,
     url: &str,
     tls: Option<Arc<rustls::ClientConfig>>,
+    beat: &dyn Fn(),
 ) -> Result<(Ws, RawFd), ConnectError> {
     let other = |what: &str, e: &dyn std::fmt::Display| ConnectError::Other(format!("{what}: {e}"));
     let mut req = url
@@ -243,6 +257,7 @@ fn connect(
         headers.insert("User-Agent", v);
     }
 
+    beat();
     let addrs: Vec<SocketAddr> = (host.as_str(), port)
         .to_socket_addrs()
         .map_err(|e| other(&format!("cannot resolve {host}"), &e))?
@@ -250,6 +265,7 @@ fn connect(
     let mut last = ConnectError::Other(format!("{host} resolved to no address"));
     let mut stream = None;
     for addr in addrs {
+        beat();
         match TcpStream::connect_timeout(&addr, relay.connect_timeout) {
             Ok(s) => {
                 stream = Some(s);
@@ -275,6 +291,7 @@ fn connect(
         .set_read_timeout(Some(handshake_timeout))
         .and_then(|_| stream.set_write_timeout(Some(handshake_timeout)))
         .map_err(|e| other("socket setup", &e))?;
+    beat();
     let connector = match tls {
         Some(c) => Connector::Rustls(c),
         None => Connector::Plain,

@@ -1,0 +1,65 @@
+# (1) A bare Phoenix.Socket.Transport for zerocam's `raw` dialect: each binary
+# message is one JPEG; it is relayed with Phoenix.PubSub and acked with 0x0A
+# so the camera bounds what is in flight.
+#
+# endpoint.ex:
+#   socket "/ingest", MyAppWeb.CameraSocket,
+#     websocket: [path: "", check_origin: false], longpoll: false
+# zerocam (protocol = "raw"): url = "wss://example.com/ingest?camera=porch", token = "…"
+defmodule MyAppWeb.CameraSocket do
+  @behaviour Phoenix.Socket.Transport
+  require Logger
+
+  @ack <<10>>
+
+  @impl true
+  def child_spec(_opts), do: :ignore
+
+  @impl true
+  def connect(%{params: params}) do
+    camera = params["camera"]
+
+    # The camera sends its token as ?token=… (and as Authorization: Bearer).
+    with true <- is_binary(camera),
+         true <- Plug.Crypto.secure_compare(params["token"] || "", token()) do
+      {:ok, %{camera: camera}}
+    else
+      _ -> :error
+    end
+  end
+
+  @impl true
+  def init(state), do: {:ok, state}
+
+  @impl true
+  def handle_in({jpeg, opcode: :binary}, state) do
+    Phoenix.PubSub.broadcast(MyApp.PubSub, "camera:" <> state.camera, {:frame, jpeg})
+    {:reply, :ok, {:binary, @ack}, state}
+  end
+
+  def handle_in({text, opcode: :text}, state) do
+    # hello, heartbeat, stats: JSON with a "type" field.
+    case Jason.decode(text) do
+      {:ok, %{"type" => "stats"} = stats} ->
+        Phoenix.PubSub.broadcast(MyApp.PubSub, "camera:" <> state.camera, {:stats, stats})
+
+      _ ->
+        :ok
+    end
+
+    {:ok, state}
+  end
+
+  # Send {:camera_command, %{type: "pause"}} to this process to steer the camera.
+  @impl true
+  def handle_info({:camera_command, cmd}, state) do
+    {:push, {:text, Jason.encode!(cmd)}, state}
+  end
+
+  def handle_info(_msg, state), do: {:ok, state}
+
+  @impl true
+  def terminate(_reason, _state), do: :ok
+
+  defp token, do: Application.fetch_env!(:my_app, :camera_token)
+end

@@ -1,1 +1,0 @@
-//! The `phoenix` dialect (Phoenix Channels, serializer V2). TEMPORARY: not built yet.
