@@ -46,7 +46,10 @@ wait_for_log() {
 # The relay stays up for all cases, as a real relay would.
 start_relay() {
   [ -n "$RELAY_PID" ] && kill -0 "$RELAY_PID" 2>/dev/null && return 0
-  zerocam relay --listen 127.0.0.1:$PORT --token vm-secret >>/tmp/relay.log 2>&1 &
+  # The Pi build has no relay; its guest carries a relay build beside it.
+  relay_bin=zerocam
+  [ -x /bin/zerocam-relay ] && relay_bin=zerocam-relay
+  $relay_bin relay --listen 127.0.0.1:$PORT --token vm-secret >>/tmp/relay.log 2>&1 &
   RELAY_PID=$!
   wait_for_log /tmp/relay.log "relay listening on" 30 && echo "VM: relay up" && return 0
   echo "VM: relay did not come up"; tail -20 /tmp/relay.log

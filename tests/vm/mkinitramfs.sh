@@ -4,6 +4,8 @@
 # helper, /init and the list of cases to run.
 #
 # usage: mkinitramfs.sh KERNEL_DIR BUSYBOX ZEROCAM VM_GUEST OUT.cpio.gz CASE...
+# env:   RELAY_BIN: a separate zerocam build with the relay feature (the Pi
+#        build leaves it out); installed as /bin/zerocam-relay.
 set -euo pipefail
 kdir=$1 busybox=$2 zerocam=$3 vm_guest=$4 out=$5
 shift 5
@@ -21,6 +23,7 @@ cp "$kdir"/modules/*.ko "$root/lib/modules/"
 cp "$kdir/modules.order" "$root/lib/modules/order"
 cp "$zerocam" "$root/bin/zerocam"
 cp "$vm_guest" "$root/bin/vm_guest"
+[ -z "${RELAY_BIN:-}" ] || cp "$RELAY_BIN" "$root/bin/zerocam-relay"
 cp "$here/init" "$root/init"
 cp "$here/guest.sh" "$root/vm/guest.sh"
 chmod +x "$root/init" "$root/bin/zerocam" "$root/bin/vm_guest"
