@@ -522,7 +522,32 @@ times move from run to run, ratios much less. Instruction counts
 (callgrind) do not depend on load at all.
 """
 
-BENCH_TAIL = ""
+BENCH_TAIL = """
+## Reading the numbers
+
+- zerocam's encoder is `jpeg-encoder` built without its `simd` feature, so
+  it is the same code on x86 and on the Pi. On x86-64 the compiler still
+  uses SSE2 for it (the baseline), which is why it beats scalar
+  libjpeg-turbo on time by more than the instruction counts suggest. The Pi
+  Zero (ARMv6, no NEON) has no vector unit for either encoder: there, the
+  instruction ratio against scalar libjpeg-turbo is the better predictor.
+- The camera-cost encode row uses the test pattern, which is cheaper to
+  encode than the natural-looking frame of the encode table, and adds the
+  pattern's own drawing; pass-through's peak RSS includes pre-encoding its
+  30-frame loop at start-up.
+- Latency is measured from the capture timestamp in each JPEG's COM
+  segment, so it includes encoding, the camera's send, the relay and the
+  viewer's receive. On the shaped link the camera holds at most one frame in
+  flight (the relay acks each frame); newer frames replace unsent ones in its
+  slot and are counted as dropped, by the camera and, as seq gaps, by the relay.
+- Fan-out: the relay, the camera and the load generator share the same two
+  cores with other jobs, so the 1000-viewer rows move a lot from run to run;
+  frames/s per viewer is relative to the camera's delivered rate in the same window.
+
+Reproduce: `scripts/bench` (about 8 minutes here) or `scripts/bench --quick`
+(about 4); `--only encode,instr,cost,latency,fanout` runs parts;
+`cd bench && cargo bench` runs the encode tables alone.
+"""
 
 if __name__ == "__main__":
     main()
