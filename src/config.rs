@@ -148,6 +148,10 @@ pub struct Overrides {
 pub enum SourceKind {
     /// The built-in animated test pattern.
     Pattern,
+    /// The test pattern pre-encoded once and replayed as MJPEG, so that the
+    /// MJPEG pass-through path runs without an MJPEG camera (benchmarks and
+    /// tests; `--source pattern-mjpeg`).
+    PatternMjpeg,
     /// A V4L2 device node.
     Device(PathBuf),
 }
@@ -156,6 +160,7 @@ impl fmt::Display for SourceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SourceKind::Pattern => write!(f, "pattern"),
+            SourceKind::PatternMjpeg => write!(f, "pattern-mjpeg"),
             SourceKind::Device(p) => write!(f, "{}", p.display()),
         }
     }
@@ -458,6 +463,7 @@ impl Config {
         let s = file.source;
         let kind = match o.source.clone().or(s.device) {
             Some(d) if d == "pattern" => SourceKind::Pattern,
+            Some(d) if d == "pattern-mjpeg" => SourceKind::PatternMjpeg,
             Some(d) if d.is_empty() => return Err(ConfigError::new("source.device", "is empty")),
             Some(d) => SourceKind::Device(PathBuf::from(d)),
             None => default_source(source_exists)?,

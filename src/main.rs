@@ -97,7 +97,8 @@ struct TokenArgs {
 
 #[derive(Args, Default)]
 struct SourceArgs {
-    /// `pattern` (built-in test pattern) or a V4L2 device such as /dev/video0.
+    /// `pattern` (built-in test pattern) or a V4L2 device such as /dev/video0
+    /// (`pattern-mjpeg`: the pattern replayed as MJPEG, for benchmarks).
     #[arg(long)]
     source: Option<String>,
     /// Frame size, WxH.
@@ -332,6 +333,7 @@ fn stream_main(cfg: Config) -> anyhow::Result<ExitCode> {
     let requested = pipeline::SourceInfo {
         format: match cfg.source.kind {
             config::SourceKind::Pattern => "pattern".into(),
+            config::SourceKind::PatternMjpeg => "pattern-mjpeg".into(),
             config::SourceKind::Device(_) => "unknown".into(),
         },
         width: cfg.source.width,

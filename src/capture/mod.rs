@@ -104,6 +104,9 @@ pub fn open(cfg: &SourceConfig) -> io::Result<Box<dyn FrameSource + Send>> {
         SourceKind::Pattern => {
             Box::new(pattern::PatternSource::new(cfg.width, cfg.height, cfg.fps)?)
         }
+        SourceKind::PatternMjpeg => Box::new(pattern::PatternMjpegSource::new(
+            cfg.width, cfg.height, cfg.fps,
+        )?),
         SourceKind::Device(path) => Box::new(v4l2::V4l2Source::open(
             path, cfg.format, cfg.width, cfg.height, cfg.fps,
         )?),
@@ -377,7 +380,7 @@ const SNAPSHOT_SKIP: usize = 3;
 pub fn snapshot(cfg: &SourceConfig, out: &Path) -> anyhow::Result<()> {
     let mut src = open(cfg).with_context(|| format!("cannot open source {}", cfg.kind))?;
     let skip = match cfg.kind {
-        SourceKind::Pattern => 0,
+        SourceKind::Pattern | SourceKind::PatternMjpeg => 0,
         SourceKind::Device(_) => SNAPSHOT_SKIP,
     };
     let g = src.granted().clone();

@@ -210,23 +210,9 @@ impl FrameSource for PatternSource {
     }
 
     fn next_frame(&mut self, fps: u32) -> io::Result<Option<SourceFrame<'_>>> {
-        let interval = Duration::from_secs(1) / fps.max(1);
-        let now = Instant::now();
-        let due = *self.next_due.get_or_insert(now);
-        if now < due {
-            std::thread::sleep((due - now).min(MAX_SLEEP));
-            if Instant::now() < due {
-                return Ok(None);
-            }
+        if !pace(&mut self.next_due, fps) {
+            return Ok(None);
         }
-        // Sleep-to-schedule; if we fell far behind, resynchronise instead
-        // of bursting to catch up.
-        let next = due + interval;
-        self.next_due = Some(if next + interval < Instant::now() {
-            Instant::now() + interval
-        } else {
-            next
-        });
         self.granted.fps = fps;
         let ts = crate::frame::now_us();
         let (w, h) = (self.granted.width, self.granted.height);
@@ -240,6 +226,103 @@ impl FrameSource for PatternSource {
                 stride: w as usize * 2,
                 data,
             }),
+        }))
+    }
+}
+
+/// Sleep-to-schedule pacing shared by the pattern sources: true when the
+/// next frame is due now; false after a short sleep (call again).
+fn pace(next_due: &mut Option<Instant>, fps: u32) -> bool {
+    let interval = Duration::from_secs(1) / fps.max(1);
+    let now = Instant::now();
+    let due = *next_due.get_or_insert(now);
+    if now < due {
+        std::thread::sleep((due - now).min(MAX_SLEEP));
+        if Instant::now() < due {
+            return false;
+        }
+    }
+    // If we fell far behind, resynchronise instead of bursting to catch up.
+    let next = due + interval;
+    *next_due = Some(if next + interval < Instant::now() {
+        Instant::now() + interval
+    } else {
+        next
+    });
+    true
+}
+
+/// How many pattern frames `pattern-mjpeg` pre-encodes and then replays.
+const MJPEG_LOOP: usize = 30;
+
+/// `--source pattern-mjpeg`: the test pattern encoded once at start-up
+/// (quality 80) and replayed as MJPEG frames, so that the capture thread
+/// takes the MJPEG pass-through path exactly as with an MJPEG camera
+/// (validation, Huffman-table check, COM insertion). What it leaves out is
+/// the V4L2 dequeue/queue ioctls of a real device. The picture loops every
+/// [`MJPEG_LOOP`] frames and its clock shows the start-up time.
+#[derive(Debug)]
+pub struct PatternMjpegSource {
+    frames: Vec<Vec<u8>>,
+    next: usize,
+    granted: Granted,
+    next_due: Option<Instant>,
+}
+
+impl PatternMjpegSource {
+    /// Pre-encodes the loop of `width × height` frames.
+    pub fn new(width: u32, height: u32, fps: u32) -> io::Result<PatternMjpegSource> {
+        let mut pattern = Pattern::new(width, height)?;
+        let t0 = crate::frame::now_us();
+        let mut frames = Vec::with_capacity(MJPEG_LOOP);
+        for i in 0..MJPEG_LOOP as u64 {
+            let img = RawImage {
+                format: RawFormat::Yuyv,
+                width,
+                height,
+                stride: width as usize * 2,
+                data: pattern.render(t0 + i * 1_000_000 / u64::from(fps.max(1))),
+            };
+            let mut jpeg = Vec::new();
+            crate::encode::encode_raw(&img, 80, None, &mut jpeg)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            frames.push(jpeg);
+        }
+        Ok(PatternMjpegSource {
+            frames,
+            next: 0,
+            granted: Granted {
+                format: super::SourceFormat::Mjpeg,
+                width,
+                height,
+                stride: 0,
+                fps,
+                label: "pattern-mjpeg",
+            },
+            next_due: None,
+        })
+    }
+}
+
+impl FrameSource for PatternMjpegSource {
+    fn granted(&self) -> &Granted {
+        &self.granted
+    }
+
+    fn self_paced(&self) -> bool {
+        true
+    }
+
+    fn next_frame(&mut self, fps: u32) -> io::Result<Option<SourceFrame<'_>>> {
+        if !pace(&mut self.next_due, fps) {
+            return Ok(None);
+        }
+        self.granted.fps = fps;
+        let i = self.next % self.frames.len();
+        self.next = self.next.wrapping_add(1);
+        Ok(Some(SourceFrame {
+            captured_at_us: crate::frame::now_us(),
+            data: super::FrameData::Mjpeg(&self.frames[i]),
         }))
     }
 }
@@ -282,6 +365,32 @@ mod tests {
         }
         assert!(Pattern::new(3, 2).is_err());
         assert!(Pattern::new(0, 2).is_err());
+    }
+
+    #[test]
+    fn pattern_mjpeg_replays_whole_jpegs_that_pass_through() {
+        let mut src = PatternMjpegSource::new(160, 120, 1000).unwrap();
+        assert_eq!(src.granted().format, super::super::SourceFormat::Mjpeg);
+        let mut out = Vec::new();
+        for _ in 0..MJPEG_LOOP + 2 {
+            let f = loop {
+                if let Some(f) = src.next_frame(1000).unwrap() {
+                    break f;
+                }
+            };
+            let super::super::FrameData::Mjpeg(bytes) = f.data else {
+                panic!("pattern-mjpeg is MJPEG")
+            };
+            let meta = crate::encode::com::FrameMeta {
+                seq: 1,
+                ts_us: f.captured_at_us,
+                size: None,
+            };
+            let info = crate::encode::mjpeg::pass_through(bytes, &meta, &mut out).unwrap();
+            assert_eq!((info.width, info.height), (160, 120));
+        }
+        let px = jpeg_decoder::Decoder::new(&out[..]).decode().unwrap();
+        assert_eq!(px.len(), 160 * 120 * 3);
     }
 
     #[test]

@@ -1,0 +1,345 @@
+//! `zerocam-bench`: the tools `scripts/bench` drives.
+//!
+//! - `view`: N viewers (WebSocket or MJPEG) on one relay camera for a fixed
+//!   window; per-viewer frame rates, capture→receipt latency from each
+//!   JPEG's COM segment, seq gaps. Prints `WINDOW START`/`WINDOW END` lines
+//!   (so the caller can sample the relay's CPU over exactly that window) and
+//!   one JSON line of results.
+//! - `instr`: encodes (or passes through) a fixed number of frames and
+//!   exits: run twice under callgrind with different counts, the difference
+//!   is the instruction count per frame with start-up cancelled out.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+use zerocam::encode::com;
+use zerocam_bench::stats::percentile;
+
+fn usage() -> ! {
+    eprintln!(
+        "usage:\n  zerocam-bench view --url http://127.0.0.1:PORT/cameras/ID --kind ws|mjpeg --viewers N --secs S [--warmup S]\n  \
+         zerocam-bench instr --what zerocam|turbo|passthrough --size WxH --frames N"
+    );
+    std::process::exit(2)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("view") => view_main(&args[1..]),
+        Some("instr") => instr_main(&args[1..]),
+        _ => usage(),
+    };
+    if let Err(e) = result {
+        eprintln!("zerocam-bench: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// `--name value` from `args`.
+fn opt<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+fn num<T: std::str::FromStr>(args: &[String], name: &str, default: Option<T>) -> anyhow::Result<T> {
+    match opt(args, name) {
+        Some(v) => v
+            .parse()
+            .ok()
+            .with_context(|| format!("{name}: bad number {v:?}")),
+        None => default.with_context(|| format!("{name} is required")),
+    }
+}
+
+fn now_us() -> u64 {
+    zerocam::frame::now_us()
+}
+
+// ---------------------------------------------------------------- instr --
+
+fn instr_main(args: &[String]) -> anyhow::Result<()> {
+    let what = opt(args, "--what").context("--what is required")?;
+    let size = opt(args, "--size").unwrap_or("1280x720");
+    let (w, h) = zerocam::config::parse_size("--size", size).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (w, h) = (w as usize, h as usize);
+    let frames: usize = num(args, "--frames", None)?;
+    let frame = zerocam_bench::natural_yuyv(w, h);
+    let mut total = 0usize;
+    match what {
+        "zerocam" => {
+            let mut e = zerocam_bench::Zerocam::new(w, h);
+            for _ in 0..frames {
+                total += e.encode(&frame)?;
+            }
+        }
+        "turbo" => {
+            let mut e = zerocam_bench::Turbo::new(w, h)?;
+            for _ in 0..frames {
+                total += e.encode(&frame)?;
+            }
+        }
+        "passthrough" => {
+            // What the capture thread does per MJPEG frame: validate, check
+            // for Huffman tables, insert the COM segment.
+            let mut e = zerocam_bench::Zerocam::new(w, h);
+            e.encode(&frame)?;
+            let jpeg = e.jpeg().to_vec();
+            let mut out = Vec::new();
+            for seq in 0..frames as u64 {
+                let meta = com::FrameMeta {
+                    seq,
+                    ts_us: now_us(),
+                    size: None,
+                };
+                zerocam::encode::mjpeg::pass_through(&jpeg, &meta, &mut out)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                total += out.len();
+            }
+        }
+        other => bail!("--what {other:?}: expected zerocam, turbo or passthrough"),
+    }
+    println!("{frames} frames, {total} bytes");
+    Ok(())
+}
+
+// ----------------------------------------------------------------- view --
+
+/// What one viewer saw inside the window.
+#[derive(Default)]
+struct ViewerLog {
+    frames: u64,
+    bytes: u64,
+    /// Frames the relay skipped for this viewer (seq gaps).
+    gaps: u64,
+    last_seq: Option<u64>,
+    latencies_ms: Vec<f64>,
+    connected: bool,
+    error: Option<String>,
+}
+
+impl ViewerLog {
+    fn record(&mut self, jpeg: &[u8], counting: bool) {
+        let now = now_us();
+        let Some(meta) = com::parse(jpeg) else {
+            return;
+        };
+        if counting {
+            self.frames += 1;
+            self.bytes += jpeg.len() as u64;
+            if let Some(last) = self.last_seq {
+                self.gaps += meta.seq.saturating_sub(last + 1);
+            }
+            self.latencies_ms
+                .push(now.saturating_sub(meta.ts_us) as f64 / 1000.0);
+        }
+        self.last_seq = Some(meta.seq);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Ws,
+    Mjpeg,
+}
+
+fn view_main(args: &[String]) -> anyhow::Result<()> {
+    let url = opt(args, "--url").context("--url is required")?.to_string();
+    let kind = match opt(args, "--kind") {
+        Some("ws") => Kind::Ws,
+        Some("mjpeg") => Kind::Mjpeg,
+        _ => bail!("--kind must be ws or mjpeg"),
+    };
+    let viewers: usize = num(args, "--viewers", Some(1))?;
+    let secs: f64 = num(args, "--secs", Some(10.0))?;
+    let warmup: f64 = num(args, "--warmup", Some(2.0))?;
+    let threads: usize = num(args, "--threads", Some(2))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()?;
+    rt.block_on(view(url, kind, viewers, secs, warmup))
+}
+
+async fn view(url: String, kind: Kind, n: usize, secs: f64, warmup: f64) -> anyhow::Result<()> {
+    let rest = url
+        .strip_prefix("http://")
+        .context("--url must start with http://")?;
+    let (host, path) = rest.split_once('/').context("--url needs a path")?;
+    let counting = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let logs: Vec<Arc<Mutex<ViewerLog>>> = (0..n)
+        .map(|_| Arc::new(Mutex::new(ViewerLog::default())))
+        .collect();
+    let mut tasks = Vec::new();
+    for (i, log) in logs.iter().enumerate() {
+        let (host, path) = (host.to_string(), path.to_string());
+        let (log, counting, stop) = (log.clone(), counting.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = match kind {
+                Kind::Ws => ws_viewer(&host, &path, &log, &counting, &stop).await,
+                Kind::Mjpeg => mjpeg_viewer(&host, &path, &log, &counting, &stop).await,
+            };
+            if let Err(e) = r {
+                log.lock().await.error = Some(format!("viewer {i}: {e:#}"));
+            }
+        }));
+        // Do not SYN-flood the accept queue with 1000 connects at once.
+        if i % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
+    counting.store(true, Ordering::SeqCst);
+    let t0 = Instant::now();
+    println!("WINDOW START");
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    counting.store(false, Ordering::SeqCst);
+    let window = t0.elapsed().as_secs_f64();
+    println!("WINDOW END");
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        // Viewers notice `stop` on their next frame or read timeout.
+        let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
+    }
+    let mut fps = Vec::new();
+    let mut lat = Vec::new();
+    let (mut gaps, mut bytes, mut connected) = (0u64, 0u64, 0usize);
+    let mut errors = Vec::new();
+    for l in &logs {
+        let l = l.lock().await;
+        fps.push(l.frames as f64 / window);
+        lat.extend_from_slice(&l.latencies_ms);
+        gaps += l.gaps;
+        bytes += l.bytes;
+        connected += usize::from(l.connected);
+        if let Some(e) = &l.error {
+            errors.push(e.clone());
+        }
+    }
+    let mean_fps = fps.iter().sum::<f64>() / fps.len().max(1) as f64;
+    for e in errors.iter().take(3) {
+        eprintln!("{e}");
+    }
+    println!(
+        "{{\"viewers\":{n},\"connected\":{connected},\"errors\":{},\"window_s\":{window:.3},\
+         \"fps_mean\":{mean_fps:.2},\"fps_min\":{:.2},\"fps_p10\":{:.2},\"fps_max\":{:.2},\
+         \"frames\":{},\"gaps\":{gaps},\"mbyte_s\":{:.2},\
+         \"lat_p50_ms\":{:.1},\"lat_p99_ms\":{:.1},\"lat_max_ms\":{:.1}}}",
+        errors.len(),
+        percentile(&fps, 0.0),
+        percentile(&fps, 10.0),
+        percentile(&fps, 100.0),
+        lat.len(),
+        bytes as f64 / window / 1e6,
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0),
+        percentile(&lat, 100.0),
+    );
+    Ok(())
+}
+
+/// Read timeout per frame: a viewer that hears nothing this long gives up.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn ws_viewer(
+    host: &str,
+    path: &str,
+    log: &Mutex<ViewerLog>,
+    counting: &AtomicBool,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let tcp = TcpStream::connect(host).await.context("connect")?;
+    tcp.set_nodelay(true)?;
+    let url = format!("ws://{host}/{path}/ws");
+    let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
+        .await
+        .context("websocket handshake")?;
+    log.lock().await.connected = true;
+    while !stop.load(Ordering::Relaxed) {
+        let msg = match tokio::time::timeout(READ_TIMEOUT, ws.next()).await {
+            Err(_) => bail!("no message for {READ_TIMEOUT:?}"),
+            Ok(None) => bail!("relay closed the connection"),
+            Ok(Some(m)) => m.context("read")?,
+        };
+        if let tokio_tungstenite::tungstenite::Message::Binary(b) = msg {
+            log.lock()
+                .await
+                .record(&b, counting.load(Ordering::Relaxed));
+        }
+    }
+    Ok(())
+}
+
+async fn mjpeg_viewer(
+    host: &str,
+    path: &str,
+    log: &Mutex<ViewerLog>,
+    counting: &AtomicBool,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let mut tcp = TcpStream::connect(host).await.context("connect")?;
+    tcp.set_nodelay(true)?;
+    // HTTP/1.0: the body comes close-delimited, not chunked.
+    let req = format!("GET /{path}/mjpeg HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await?;
+    let mut buf: Vec<u8> = Vec::with_capacity(512 * 1024);
+    let mut chunk = vec![0u8; 256 * 1024];
+    let mut headers_done = false;
+    while !stop.load(Ordering::Relaxed) {
+        let n = match tokio::time::timeout(READ_TIMEOUT, tcp.read(&mut chunk)).await {
+            Err(_) => bail!("no data for {READ_TIMEOUT:?}"),
+            Ok(r) => r.context("read")?,
+        };
+        if n == 0 {
+            bail!("relay closed the connection");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if !headers_done {
+            let Some(end) = find(&buf, b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+                bail!("relay answered {:?}", head.lines().next().unwrap_or(""));
+            }
+            buf.drain(..end + 4);
+            headers_done = true;
+            log.lock().await.connected = true;
+        }
+        // Parts: "--boundary\r\nheaders\r\n\r\n<Content-Length bytes>\r\n".
+        while let Some(hend) = find(&buf, b"\r\n\r\n") {
+            let part_head = String::from_utf8_lossy(&buf[..hend]).to_ascii_lowercase();
+            let len: usize = part_head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .context("MJPEG part without Content-Length")?;
+            if buf.len() < hend + 4 + len {
+                break;
+            }
+            let jpeg = &buf[hend + 4..hend + 4 + len];
+            log.lock()
+                .await
+                .record(jpeg, counting.load(Ordering::Relaxed));
+            buf.drain(..hend + 4 + len);
+            // The CRLF after the part is consumed with the next boundary line.
+            while buf.starts_with(b"\r\n") {
+                buf.drain(..2);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
