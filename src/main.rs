@@ -330,17 +330,7 @@ fn stream_main(cfg: Config) -> anyhow::Result<ExitCode> {
         cfg.relay.url,
         cfg.relay.protocol
     );
-    let requested = pipeline::SourceInfo {
-        format: match cfg.source.kind {
-            config::SourceKind::Pattern => "pattern".into(),
-            config::SourceKind::PatternMjpeg => "pattern-mjpeg".into(),
-            config::SourceKind::Device(_) => "unknown".into(),
-        },
-        width: cfg.source.width,
-        height: cfg.source.height,
-        fps: cfg.source.fps,
-    };
-    let pipeline = pipeline::Pipeline::new(requested, cfg.source.quality)?;
+    let pipeline = pipeline::Pipeline::for_source(&cfg.source)?;
     install_signal_handlers(&pipeline)?;
     let capture = capture::spawn(pipeline.clone(), cfg.source.clone())?;
     let device = device::spawn(pipeline.clone(), cfg.led.clone())?;

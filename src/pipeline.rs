@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::config::{SourceConfig, SourceKind};
 use crate::slot::{Slot, Waker};
 
 /// Settings the relay can change while streaming (`pause`, `resume`, `set`).
@@ -212,6 +213,22 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// A pipeline for `source`: until the capture thread reports what the
+    /// device granted, `source_info` says what was requested.
+    pub fn for_source(source: &SourceConfig) -> std::io::Result<Arc<Pipeline>> {
+        let format = match &source.kind {
+            SourceKind::Device(_) => "unknown".to_string(),
+            pattern => pattern.to_string(),
+        };
+        let requested = SourceInfo {
+            format,
+            width: source.width,
+            height: source.height,
+            fps: source.fps,
+        };
+        Pipeline::new(requested, source.quality)
+    }
+
     /// `requested` describes the source until it reports what it granted.
     pub fn new(requested: SourceInfo, quality: u8) -> std::io::Result<Arc<Pipeline>> {
         let waker = Arc::new(Waker::new()?);

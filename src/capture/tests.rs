@@ -1,19 +1,9 @@
 //! Capture loop tests with the pattern source (bounded waits only).
 
 use super::*;
-use crate::pipeline::SourceInfo;
 
 fn pipeline(fps: u32) -> Arc<Pipeline> {
-    Pipeline::new(
-        SourceInfo {
-            format: "pattern".into(),
-            width: 64,
-            height: 48,
-            fps,
-        },
-        80,
-    )
-    .unwrap()
+    Pipeline::for_source(&cfg(fps)).unwrap()
 }
 
 fn cfg(fps: u32) -> SourceConfig {

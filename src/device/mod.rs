@@ -115,7 +115,19 @@ fn run(p: &Pipeline, mut led: Option<Led>, notifier: Option<Notifier>, watchdog:
 mod tests {
     use super::*;
     use crate::config::LedPin;
-    use crate::pipeline::SourceInfo;
+
+    fn test_pipeline() -> Arc<Pipeline> {
+        let source = crate::config::SourceConfig {
+            kind: crate::config::SourceKind::Pattern,
+            width: 64,
+            height: 48,
+            fps: 5,
+            quality: 80,
+            format: None,
+            wait_for_device: Duration::ZERO,
+        };
+        Pipeline::for_source(&source).unwrap()
+    }
 
     #[test]
     fn without_led_or_systemd_there_is_no_thread() {
@@ -123,16 +135,7 @@ mod tests {
         if std::env::var_os("NOTIFY_SOCKET").is_some() {
             return;
         }
-        let p = Pipeline::new(
-            SourceInfo {
-                format: "pattern".into(),
-                width: 64,
-                height: 48,
-                fps: 5,
-            },
-            80,
-        )
-        .unwrap();
+        let p = test_pipeline();
         let h = spawn(
             p,
             LedConfig {
@@ -155,16 +158,7 @@ mod tests {
         listener
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
-        let p = Pipeline::new(
-            SourceInfo {
-                format: "pattern".into(),
-                width: 64,
-                height: 48,
-                fps: 5,
-            },
-            80,
-        )
-        .unwrap();
+        let p = test_pipeline();
         let n = Notifier::new(path.to_str().unwrap()).unwrap();
         let p2 = p.clone();
         let t = std::thread::spawn(move || {

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 pub use settings::{RelayOverrides, Settings};
 
 use crate::config::{Config, FileConfig, Overrides};
-use crate::pipeline::{Pipeline, SourceInfo};
+use crate::pipeline::Pipeline;
 
 /// How long shutdown waits for connections to close before giving up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -164,17 +164,7 @@ pub fn demo(o: DemoOptions) -> anyhow::Result<()> {
         },
         true,
     )?;
-    let requested = SourceInfo {
-        format: if o.source == "pattern" {
-            "pattern".into()
-        } else {
-            "unknown".into()
-        },
-        width: cfg.source.width,
-        height: cfg.source.height,
-        fps: cfg.source.fps,
-    };
-    let pipeline = Pipeline::new(requested, cfg.source.quality)?;
+    let pipeline = Pipeline::for_source(&cfg.source)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mut server = rt.spawn(serve(listener, settings, async move {
         let _ = stop_rx.await;
