@@ -34,6 +34,31 @@ pub struct App {
     pub settings: Settings,
     /// Turns `true` when the relay stops; long-lived handlers watch it.
     pub shutdown: watch::Receiver<bool>,
+    /// How many upgraded WebSocket connections are still running.
+    live_sockets: watch::Sender<usize>,
+}
+
+impl App {
+    /// Marks an upgraded WebSocket as running until the guard drops.
+    /// hyper's graceful shutdown stops tracking a connection once it is
+    /// upgraded, so `serve` waits on this count too: otherwise the runtime
+    /// could drop a socket before its handler has sent the close frame.
+    pub fn live_socket(self: &Arc<Self>) -> LiveSocket {
+        self.live_sockets.send_modify(|n| *n += 1);
+        LiveSocket(self.clone())
+    }
+}
+
+/// See [`App::live_socket`].
+#[derive(Debug)]
+pub struct LiveSocket(Arc<App>);
+
+impl Drop for LiveSocket {
+    fn drop(&mut self) {
+        self.0
+            .live_sockets
+            .send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// Serves on `listener` until `stop` completes, then closes every
@@ -54,7 +79,9 @@ pub async fn serve(
         hub: hub::Hub::new(),
         settings,
         shutdown: rx,
+        live_sockets: watch::channel(0).0,
     });
+    let mut live = app.live_sockets.subscribe();
     let router = routes::router(app);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -66,7 +93,12 @@ pub async fn serve(
     let server = server.into_future();
     tokio::pin!(server);
     let result = tokio::select! {
-        r = &mut server => r,
+        r = async {
+            let r = (&mut server).await;
+            // The HTTP side is done; upgraded sockets may still be closing.
+            let _ = live.wait_for(|n| *n == 0).await;
+            r
+        } => r,
         _ = async {
             let _ = done_rx.await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;

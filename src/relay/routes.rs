@@ -184,7 +184,10 @@ async fn viewer_ws(
     match ws {
         Ok(ws) => ws
             .max_message_size(64 << 10)
-            .on_upgrade(move |socket| viewer_loop(app, camera, socket)),
+            .on_upgrade(move |socket| async move {
+                let _live = app.live_socket();
+                viewer_loop(app, camera, socket).await
+            }),
         Err(e) => e.into_response(),
     }
 }
@@ -341,5 +344,8 @@ async fn ingest_ws(
     let limit = app.settings.max_frame_bytes + WS_SLACK;
     ws.max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| ingest::run(app, socket, id))
+        .on_upgrade(move |socket| async move {
+            let _live = app.live_socket();
+            ingest::run(app, socket, id).await
+        })
 }
