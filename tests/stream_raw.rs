@@ -91,6 +91,29 @@ fn hello_then_decodable_frames_with_metadata_and_auth() {
 }
 
 #[test]
+fn the_token_can_ride_the_phoenix_auth_subprotocol() {
+    let relay = TestRelay::start(Behavior::Normal { ack: false });
+    // base64 of this token contains '/', which Phoenix's decoder needs as is.
+    let _cam = camera(&relay, &["--token", "x??>", "--auth-subprotocol"]);
+    let headers = relay
+        .wait_for(10 * SEC, |e| match e {
+            Event::Connected { headers, .. } => Some(headers),
+            _ => None,
+        })
+        .expect("camera connects");
+    assert_eq!(
+        headers.get("sec-websocket-protocol").map(String::as_str),
+        Some("phoenix, base64url.bearer.phx.eD8/Pg")
+    );
+    assert!(
+        relay
+            .wait_for(5 * SEC, |e| matches!(e, Event::Frame { .. }).then_some(()))
+            .is_some(),
+        "streams once the relay picked the phoenix subprotocol"
+    );
+}
+
+#[test]
 fn reconnects_after_the_relay_drops_the_link() {
     let relay = TestRelay::start(Behavior::DropAfterFrames(3));
     let cam = camera(&relay, &["--fps", "15"]);

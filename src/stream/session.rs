@@ -191,9 +191,12 @@ fn tls_config(ca: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     Ok(Arc::new(config))
 }
 
-/// Unpadded base64url, for the Phoenix auth subprotocol.
-fn base64url(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/// Base64 without padding, for the Phoenix auth subprotocol. Despite the
+/// `base64url.` prefix, phoenix.js encodes with `btoa()` (the standard
+/// alphabet) and Phoenix's transport decodes with
+/// `Base.decode64!(token, padding: false)`, which rejects `-` and `_`.
+fn base64_unpadded(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let n = chunk
@@ -246,7 +249,7 @@ fn connect(
         if relay.auth_subprotocol {
             let proto = format!(
                 "phoenix, base64url.bearer.phx.{}",
-                base64url(token.as_bytes())
+                base64_unpadded(token.as_bytes())
             );
             if let Ok(v) = HeaderValue::from_str(&proto) {
                 headers.insert("Sec-WebSocket-Protocol", v);
@@ -791,13 +794,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64url_is_unpadded_rfc4648() {
-        assert_eq!(base64url(b""), "");
-        assert_eq!(base64url(b"f"), "Zg");
-        assert_eq!(base64url(b"fo"), "Zm8");
-        assert_eq!(base64url(b"foo"), "Zm9v");
-        assert_eq!(base64url(b"foob"), "Zm9vYg");
-        assert_eq!(base64url(&[0xFB, 0xFF]), "-_8");
+    fn auth_subprotocol_token_is_unpadded_standard_base64_like_btoa() {
+        assert_eq!(base64_unpadded(b""), "");
+        assert_eq!(base64_unpadded(b"f"), "Zg");
+        assert_eq!(base64_unpadded(b"fo"), "Zm8");
+        assert_eq!(base64_unpadded(b"foo"), "Zm9v");
+        assert_eq!(base64_unpadded(b"foob"), "Zm9vYg");
+        // phoenix.js: btoa("x??>").replace(/=/g, "") == "eD8/Pg"
+        assert_eq!(base64_unpadded(b"x??>"), "eD8/Pg");
+        assert_eq!(base64_unpadded(&[0xFB, 0xFF]), "+/8");
     }
 
     #[test]

@@ -258,6 +258,17 @@ fn serve(
             *r.status_mut() = StatusCode::from_u16(code).unwrap();
             return Err(r);
         }
+        // As Phoenix does with `auth_token: true`: pick "phoenix".
+        let offers_phoenix = req
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|p| p.trim() == "phoenix"));
+        let mut resp = resp;
+        if offers_phoenix {
+            resp.headers_mut()
+                .insert("sec-websocket-protocol", "phoenix".parse().unwrap());
+        }
         Ok(resp)
     };
     let rate = if let Behavior::SlowReader { bytes_per_sec } = behavior {
