@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Camera, SEC, decode};
+use common::{SEC, Zerocam, decode};
 use serde_json::{Value, json};
 use tungstenite::Message;
 use tungstenite::handshake::server::{Request, Response};
@@ -338,7 +338,7 @@ fn serve(
     let _ = tx.send(Ev::Closed { conn });
 }
 
-fn camera(server: &PhxServer, extra: &[&str]) -> Camera {
+fn camera(server: &PhxServer, extra: &[&str]) -> Zerocam {
     let url = server.url();
     let mut args = vec![
         "--relay",
@@ -356,7 +356,7 @@ fn camera(server: &PhxServer, extra: &[&str]) -> Camera {
         args.extend(["--fps", "10"]);
     }
     args.extend_from_slice(extra);
-    Camera::stream(&args)
+    Zerocam::stream(&args)
 }
 
 fn server_binary(m: Msg) -> Out {

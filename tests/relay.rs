@@ -3,27 +3,30 @@
 //! use WebSocket, MJPEG and snapshots, and every JPEG is decoded.
 #![cfg(feature = "relay")]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
+use common::{Zerocam, bin, decode, temp_path};
 use zerocam::encode::com;
+use zerocam::frame::now_us;
 
 const HANG: Duration = Duration::from_secs(20);
 
 /// A running `zerocam relay` (killed on drop).
 struct Relay {
-    child: Child,
+    proc: Zerocam,
     addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
     _dir: Option<TempDir>,
 }
 
@@ -31,11 +34,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "zerocam-relay-test-{tag}-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
+        let p = temp_path(tag);
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -50,7 +49,7 @@ impl Drop for TempDir {
 impl Relay {
     fn start(args: &[&str], config: Option<&str>) -> Relay {
         let dir = config.map(|_| TempDir::new("cfg"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerocam"));
+        let mut cmd = Command::new(bin());
         cmd.arg("relay")
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -60,42 +59,26 @@ impl Relay {
             std::fs::write(&p, text.replace("$DIR", d.0.to_str().unwrap())).unwrap();
             cmd.arg("--config").arg(&p);
         }
-        let mut child = cmd
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    eprintln!("[relay] {line}");
-                    if let Some(rest) = line.split("relay listening on http://").nth(1) {
-                        let _ = tx.send(rest.trim_end_matches('/').to_string());
-                    }
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        let addr = rx
-            .recv_timeout(HANG)
-            .expect("relay did not print its address")
+        let proc = Zerocam::spawn(cmd, "relay");
+        let line = proc
+            .wait_log("relay listening on http://", HANG)
+            .expect("relay did not print its address");
+        let addr = line
+            .split("relay listening on http://")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('/')
             .parse()
             .unwrap();
         Relay {
-            child,
+            proc,
             addr,
-            log,
             _dir: dir,
         }
     }
 
     fn rss_kib(&self) -> u64 {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.proc.child.id())).unwrap();
         s.lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .unwrap()
@@ -115,22 +98,8 @@ impl Relay {
     }
 
     fn logged(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+        !self.proc.lines_with(needle).is_empty()
     }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
 }
 
 /// A JPEG of `w`×`h` whose colour depends on `shade`; `noise` makes it big.
@@ -164,13 +133,6 @@ fn with_com(jpeg: &[u8], seq: u64, w: u32, h: u32) -> Vec<u8> {
         &mut out,
     );
     out
-}
-
-fn decode(data: &[u8]) -> (u16, u16) {
-    let mut d = jpeg_decoder::Decoder::new(data);
-    d.decode().expect("relay output must decode");
-    let info = d.info().unwrap();
-    (info.width, info.height)
 }
 
 /// A test camera speaking the raw dialect.
@@ -451,7 +413,7 @@ fn auth_is_checked_before_the_upgrade() {
     ws_connect(a, "/ingest/garden?token=shared", None).unwrap();
 
     // Signed tokens from `zerocam token`.
-    let out = Command::new(env!("CARGO_BIN_EXE_zerocam"))
+    let out = Command::new(bin())
         .args(["token", "--camera", "shed", "--ttl", "1h", "--secret-file"])
         .arg(&secret)
         .output()
@@ -656,10 +618,7 @@ fn sigterm_closes_cameras_and_exits_cleanly() {
     let mut cam = Cam::connect(relay.addr, "c", None);
     cam.send_frame();
     let _viewer = ws_connect(relay.addr, "/cameras/c/ws", None).unwrap();
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(relay.child.id() as i32, libc::SIGTERM);
-    }
+    relay.proc.signal(libc::SIGTERM);
     let frame = loop {
         match cam.ws.read() {
             Ok(Message::Close(f)) => break f.unwrap(),
@@ -668,14 +627,10 @@ fn sigterm_closes_cameras_and_exits_cleanly() {
         }
     };
     assert_eq!(frame.code, CloseCode::Away);
-    let end = Instant::now() + HANG;
-    let status = loop {
-        if let Some(s) = relay.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < end, "relay did not exit on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = relay
+        .proc
+        .wait_exit(HANG)
+        .expect("relay did not exit on SIGTERM");
     assert!(status.success(), "{status}");
     assert!(relay.logged("relay stopped"));
     assert!(
@@ -693,7 +648,7 @@ fn check_config_validates_the_server_table() {
         "camera = \"c\"\n[source]\ndevice = \"pattern\"\n[server]\nlistne = \"x\"\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_zerocam"))
+    let out = Command::new(bin())
         .arg("check-config")
         .arg(&p)
         .output()
@@ -706,7 +661,7 @@ fn check_config_validates_the_server_table() {
         "camera = \"c\"\n[source]\ndevice = \"pattern\"\n[server]\nlisten = \"127.0.0.1:1\"\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_zerocam"))
+    let out = Command::new(bin())
         .arg("check-config")
         .arg(&p)
         .output()
@@ -720,40 +675,25 @@ fn check_config_validates_the_server_table() {
 
 #[test]
 fn demo_streams_the_pattern_through_its_relay() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zerocam"))
-        .args([
-            "demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--size",
-            "320x240",
-            "--fps",
-            "10",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let stdout = child.stdout.take().unwrap();
-    let mut child = Kill(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("open http://").nth(1) {
-                let _ = tx.send(rest.split('/').next().unwrap().to_string());
-            }
-        }
-    });
-    let addr: SocketAddr = rx
-        .recv_timeout(HANG)
-        .expect("demo prints its URL")
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--size",
+        "320x240",
+        "--fps",
+        "10",
+    ]);
+    let mut demo = Zerocam::spawn(cmd, "demo");
+    let line = demo
+        .wait_log("zerocam demo: open http://", HANG)
+        .expect("demo prints its URL");
+    let addr: SocketAddr = line
+        .split("open http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
         .parse()
         .unwrap();
     let (status, _, page) = http_get(addr, "/");
@@ -781,17 +721,7 @@ fn demo_streams_the_pattern_through_its_relay() {
         );
         last = Some(meta.seq);
     }
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(child.0.id() as i32, libc::SIGTERM);
-    }
-    let end = Instant::now() + HANG;
-    let status = loop {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < end, "demo did not exit on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    demo.signal(libc::SIGTERM);
+    let status = demo.wait_exit(HANG).expect("demo did not exit on SIGTERM");
     assert!(status.success(), "{status}");
 }

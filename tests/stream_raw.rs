@@ -5,9 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Behavior, Camera, Event, SEC, TestRelay, decode, meta, temp_path};
+use common::{Behavior, Event, SEC, TestRelay, Zerocam, decode, meta, temp_path};
 
-fn camera(relay: &TestRelay, extra: &[&str]) -> Camera {
+fn camera(relay: &TestRelay, extra: &[&str]) -> Zerocam {
     let url = relay.url("/ingest/cam1");
     let mut args = vec!["--relay", url.as_str(), "--camera", "cam1"];
     for (flag, default) in [("--size", "160x120"), ("--heartbeat", "1")] {
@@ -16,7 +16,7 @@ fn camera(relay: &TestRelay, extra: &[&str]) -> Camera {
         }
     }
     args.extend_from_slice(extra);
-    Camera::stream(&args)
+    Zerocam::stream(&args)
 }
 
 fn frames(events: &[Event]) -> Vec<(usize, Vec<u8>, Instant)> {
@@ -378,7 +378,7 @@ fn a_relay_that_is_down_is_logged_once_per_attempt() {
         .unwrap()
         .port();
     let url = format!("ws://127.0.0.1:{port}/ingest/x");
-    let cam = Camera::stream(&[
+    let cam = Zerocam::stream(&[
         "--relay", &url, "--camera", "x", "--fps", "30", "--size", "160x120",
     ]);
     std::thread::sleep(Duration::from_secs(4));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::mpsc::channel;
 use std::time::Duration;
 
-use common::{Camera, SEC, temp_path};
+use common::{SEC, Zerocam, temp_path};
 use tungstenite::Message;
 
 struct Pki {
@@ -87,7 +87,7 @@ fn wss_with_a_private_ca_streams() {
     std::fs::write(&ca, &pki.ca_pem).unwrap();
     let (port, rx) = serve(pki.server);
     let url = format!("wss://localhost:{port}/ingest/t");
-    let _cam = Camera::stream(&[
+    let _cam = Zerocam::stream(&[
         "--relay",
         &url,
         "--camera",
@@ -110,7 +110,7 @@ fn wss_without_the_ca_is_refused_by_the_camera() {
     let pki = pki();
     let (port, rx) = serve(pki.server);
     let url = format!("wss://localhost:{port}/ingest/t");
-    let cam = Camera::stream(&["--relay", &url, "--camera", "t", "--size", "160x120"]);
+    let cam = Zerocam::stream(&["--relay", &url, "--camera", "t", "--size", "160x120"]);
     // The server sees the handshake fail (unknown CA), and the camera says why.
     let r = rx.recv_timeout(20 * SEC).expect("a connection attempt");
     assert!(r.is_err(), "must not stream to an unverified relay");
@@ -125,7 +125,7 @@ fn wss_without_the_ca_is_refused_by_the_camera() {
 fn a_bad_ca_file_is_a_clear_config_error() {
     let bad = temp_path("bad.pem");
     std::fs::write(&bad, "not a certificate").unwrap();
-    let mut cam = Camera::stream(&[
+    let mut cam = Zerocam::stream(&[
         "--relay",
         "wss://localhost:1/x",
         "--ca",

@@ -372,9 +372,10 @@ fn serve(
     }
 }
 
-/// The real binary, with its stderr collected line by line.
-pub struct Camera {
+/// The real binary, with its output collected line by line.
+pub struct Zerocam {
     pub child: Child,
+    /// stderr (the log) and stdout lines, in arrival order per stream.
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -383,30 +384,39 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_zerocam"))
 }
 
-impl Camera {
+impl Zerocam {
     /// Starts `zerocam stream` with `args` (the pattern source unless given).
-    pub fn stream(args: &[&str]) -> Camera {
+    pub fn stream(args: &[&str]) -> Zerocam {
         let mut cmd = Command::new(bin());
         cmd.arg("stream");
         if !args.contains(&"--source") {
             cmd.args(["--source", "pattern"]);
         }
-        cmd.args(args)
-            .env("RUST_LOG", "info")
+        cmd.args(args);
+        Zerocam::spawn(cmd, "zerocam")
+    }
+
+    /// Starts `cmd` with RUST_LOG=info, collecting its stdout and stderr
+    /// lines (echoed to the test's stderr behind `[tag]`).
+    pub fn spawn(mut cmd: Command, tag: &str) -> Zerocam {
+        cmd.env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn zerocam");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let l = log.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[zerocam] {line}");
-                l.lock().unwrap().push(line);
-            }
-        });
-        Camera { child, log }
+        let out: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+        let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
+        for stream in [out, err] {
+            let (l, tag) = (log.clone(), tag.to_string());
+            thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    eprintln!("[{tag}] {line}");
+                    l.lock().unwrap().push(line);
+                }
+            });
+        }
+        Zerocam { child, log }
     }
 
     /// Log lines so far containing `needle`.
@@ -451,7 +461,7 @@ impl Camera {
     }
 }
 
-impl Drop for Camera {
+impl Drop for Zerocam {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
