@@ -72,12 +72,9 @@ pub fn run(cfg: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
     // hello announces what the device granted: give the source a moment to
     // open before the first connect (a missing camera does not hold us up
     // for long; hello then carries the requested mode).
-    let until = Instant::now() + Duration::from_secs(3);
-    while !p.health.source_ok() && !p.controls.shutting_down() && Instant::now() < until {
-        p.health.beat_stream();
-        wait(None, p.waker.fd(), Duration::from_millis(50));
-        p.waker.drain();
-    }
+    sleep_interruptibly(p, Duration::from_secs(3), &mut stats, &|| {
+        p.health.source_ok()
+    });
 
     while !p.controls.shutting_down() {
         p.health.set_link(LinkState::Connecting);
@@ -124,7 +121,7 @@ pub fn run(cfg: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
             backoff.attempt(),
             delay.as_secs_f64()
         );
-        sleep_interruptibly(p, delay, &mut stats);
+        sleep_interruptibly(p, delay, &mut stats, &|| false);
     }
     p.health.set_link(LinkState::Connecting);
     Ok(())
@@ -391,14 +388,21 @@ fn wait(sock: Option<(RawFd, i16)>, waker: RawFd, timeout: Duration) {
     unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
 }
 
-/// Sleeps up to `d`, returning early on shutdown; keeps stats and liveness going.
-fn sleep_interruptibly(p: &Pipeline, d: Duration, stats: &mut StatsTicker) {
+/// Sleeps up to `d`, returning early on shutdown or once `done()` holds
+/// (checked whenever the waker fires, e.g. on each captured frame); keeps
+/// stats and liveness going.
+fn sleep_interruptibly(
+    p: &Pipeline,
+    d: Duration,
+    stats: &mut StatsTicker,
+    done: &dyn Fn() -> bool,
+) {
     let until = Instant::now() + d;
     loop {
         p.health.beat_stream();
         p.waker.drain();
         let now = Instant::now();
-        if p.controls.shutting_down() || now >= until {
+        if p.controls.shutting_down() || now >= until || done() {
             return;
         }
         stats.tick(p, now);
