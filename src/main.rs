@@ -219,11 +219,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 auth_subprotocol: a.auth_subprotocol,
                 ..source_overrides(a.source)
             };
-            logging::init(o.log_level.as_deref());
+            // Config errors go to stderr before the logger exists; the
+            // level itself may come from the file (the flag wins).
             let cfg = Config::build(file?, &o, true)?;
-            if let Some(level) = &cfg.log_level {
-                log::set_max_level(level.parse().unwrap_or(log::LevelFilter::Info));
-            }
+            logging::init(cfg.log_level.as_deref());
             stream_main(cfg)
         }
         Cmd::Probe { device } => {

@@ -391,3 +391,23 @@ fn a_relay_that_is_down_is_logged_once_per_attempt() {
         "{all} log lines for {attempts} attempts"
     );
 }
+
+#[test]
+fn the_config_file_sets_the_log_level_and_the_flag_wins() {
+    let relay = TestRelay::start(Behavior::Normal { ack: true });
+    let cfg = temp_path("log.toml");
+    std::fs::write(&cfg, "log_level = \"debug\"\n").unwrap();
+    let debug_lines = |extra: &[&str]| {
+        let mut args = vec!["--config", cfg.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let mut cam = camera(&relay, &args);
+        assert!(cam.wait_log("connected to", 10 * SEC).is_some());
+        cam.signal(libc::SIGTERM);
+        assert!(cam.wait_exit(5 * SEC).is_some());
+        // `capture stopped` is logged at debug on every exit.
+        cam.lines_with(" DEBUG ").len()
+    };
+    assert!(debug_lines(&[]) > 0, "log_level from the file applies");
+    assert_eq!(debug_lines(&["--log-level", "info"]), 0, "--log-level wins");
+    let _ = std::fs::remove_file(cfg);
+}

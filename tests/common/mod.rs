@@ -396,10 +396,11 @@ impl Zerocam {
         Zerocam::spawn(cmd, "zerocam")
     }
 
-    /// Starts `cmd` with RUST_LOG=info, collecting its stdout and stderr
-    /// lines (echoed to the test's stderr behind `[tag]`).
+    /// Starts `cmd` at its default log level (info; the caller's RUST_LOG
+    /// is removed), collecting its stdout and stderr lines (echoed to the
+    /// test's stderr behind `[tag]`).
     pub fn spawn(mut cmd: Command, tag: &str) -> Zerocam {
-        cmd.env("RUST_LOG", "info")
+        cmd.env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
