@@ -63,20 +63,19 @@ pub fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
         None => (url, None),
     };
     let mut out = base.to_string();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        let sep = if i == 0 && !base.contains('?') {
-            '?'
-        } else if i == 0 && (base.ends_with('?') || base.ends_with('&')) {
-            '\0'
-        } else {
-            '&'
-        };
-        if sep != '\0' {
-            out.push(sep);
-        }
+    let mut sep = if !base.contains('?') {
+        "?"
+    } else if base.ends_with(['?', '&']) {
+        ""
+    } else {
+        "&"
+    };
+    for (k, v) in pairs {
+        out.push_str(sep);
         out.push_str(&percent_encode(k));
         out.push('=');
         out.push_str(&percent_encode(v));
+        sep = "&";
     }
     if let Some(f) = fragment {
         out.push('#');
