@@ -54,10 +54,6 @@ impl Controls {
     pub fn request_shutdown(&self) {
         self.shutdown.store(true, Ordering::Relaxed)
     }
-    /// The flag itself, for `signal_hook::flag::register`.
-    pub fn shutdown_flag(&self) -> &AtomicBool {
-        &self.shutdown
-    }
 }
 
 /// How many recent encode times are kept for the p50/p99 figures.

@@ -6,15 +6,15 @@
 //! `poll(2)` on its socket, wakes at once instead of polling on a timer.
 
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::frame::Frame;
 
-/// A self-pipe: `wake()` from any thread makes the read end readable.
-/// Signal handlers may also write to it (see `signal_hook::low_level::pipe`).
+/// A self-pipe: `wake()` from any thread (or a signal handler: it is one
+/// non-blocking write(2)) makes the read end readable.
 #[derive(Debug)]
 pub struct Waker {
     rx: UnixStream,
@@ -51,16 +51,6 @@ impl Waker {
     /// The fd to `poll` for readability.
     pub fn fd(&self) -> RawFd {
         self.rx.as_raw_fd()
-    }
-
-    /// The write end, for signal handlers.
-    pub fn write_end(&self) -> BorrowedFd<'_> {
-        self.tx.as_fd()
-    }
-
-    /// A clone of the write end (e.g. to register with a signal handler).
-    pub fn try_clone_write_end(&self) -> std::io::Result<UnixStream> {
-        self.tx.try_clone()
     }
 }
 
