@@ -114,7 +114,7 @@ fn view(url: &str, frames: u64, timeout: Duration) -> Result<()> {
                 t.first_at.get_or_insert(now);
                 t.last_at = Some(now);
                 t.received += 1;
-                if let Some(m) = zerocam::encode::com::parse(&b) {
+                if let Some(m) = zerocam::wire::com::parse(&b) {
                     t.first_seq.get_or_insert(m.seq);
                     t.last_seq = Some(m.seq);
                 }

@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod relay;
 pub mod slot;
 pub mod stream;
+pub mod wire;
 
 /// The version string sent in `hello` and printed by `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

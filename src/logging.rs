@@ -25,8 +25,10 @@ pub fn init(level: Option<&str>) {
         b.filter_module("rustls", log::LevelFilter::Warn);
     }
     b.format(|buf, rec| {
-        let module = rec.module_path().unwrap_or("");
-        let module = module.strip_prefix("zerocam::").unwrap_or(module);
+        // The target: the module path unless a line names a shorter one
+        // (the stats line, to fit an 80-column console).
+        let target = rec.target();
+        let module = target.strip_prefix("zerocam::").unwrap_or(target);
         writeln!(
             buf,
             "{} {:<5} {}: {}",

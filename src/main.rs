@@ -342,6 +342,9 @@ fn stream_main(cfg: Config) -> anyhow::Result<ExitCode> {
         log::error!("device thread panicked");
     }
     result?;
+    if let Some(why) = pipeline.fatal() {
+        anyhow::bail!(why);
+    }
     let t = pipeline.snapshot();
     log::info!(
         "stopped: {} frames captured, {} sent, {} dropped, {} corrupt, {} source errors, {} reconnects",

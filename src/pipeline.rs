@@ -76,6 +76,11 @@ pub struct Counters {
     pub source_errors: AtomicU64,
     /// Successful connections after the first.
     pub reconnects: AtomicU64,
+    /// Connection attempts that failed (refused, unreachable, timed out).
+    pub connect_failures: AtomicU64,
+    /// Frames the driver had ready that were skipped for a newer one
+    /// (stale by the time the encoder was free); never sent.
+    pub stale: AtomicU64,
     /// Recent encode (or pass-through) durations, microseconds.
     encode_us: Mutex<Vec<u32>>,
 }
@@ -206,6 +211,11 @@ pub struct Pipeline {
     pub waker: Arc<Waker>,
     pub health: Health,
     source: Mutex<SourceInfo>,
+    /// Why the source delivers nothing, while it does not (for the stats line).
+    source_error: Mutex<Option<String>>,
+    /// A failure no retry can fix, found by a pipeline thread: the process
+    /// stops and exits non-zero with this message.
+    fatal: Mutex<Option<String>>,
 }
 
 impl Pipeline {
@@ -235,6 +245,8 @@ impl Pipeline {
             waker,
             health: Health::new(),
             source: Mutex::new(requested),
+            source_error: Mutex::new(None),
+            fatal: Mutex::new(None),
         }))
     }
 
@@ -251,6 +263,46 @@ impl Pipeline {
         *self.source.lock().unwrap_or_else(|p| p.into_inner()) = info;
     }
 
+    /// Records why the source is failing (`None`: it delivers again).
+    pub fn set_source_error(&self, e: Option<String>) {
+        *self.source_error.lock().unwrap_or_else(|p| p.into_inner()) = e;
+    }
+
+    /// Why the source is failing, if it is.
+    pub fn source_error(&self) -> Option<String> {
+        self.source_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Stops the whole pipeline for a reason no retry can fix; `main`
+    /// reports it and exits non-zero (so systemd shows the failure).
+    pub fn fail(&self, why: String) {
+        self.fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(why);
+        self.controls.request_shutdown();
+        self.waker.wake();
+    }
+
+    /// The fatal failure, if one stopped the pipeline.
+    pub fn fatal(&self) -> Option<String> {
+        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The relay said `pause`: no frame captured before now goes out.
+    pub fn pause(&self) {
+        self.controls.set_paused(true);
+        self.slot.pause();
+    }
+
+    /// The relay said `resume` (or a new connection starts).
+    pub fn resume(&self) {
+        self.controls.set_paused(false);
+    }
+
     /// A consistent-enough reading of all counters.
     pub fn snapshot(&self) -> StatsSnapshot {
         let c = &self.counters;
@@ -259,10 +311,12 @@ impl Pipeline {
             captured: c.captured.load(Ordering::Relaxed),
             sent: c.sent.load(Ordering::Relaxed),
             bytes: c.bytes_sent.load(Ordering::Relaxed),
-            dropped: self.slot.dropped(),
+            dropped: self.slot.dropped() + c.stale.load(Ordering::Relaxed),
             corrupt: c.corrupt.load(Ordering::Relaxed),
             source_errors: c.source_errors.load(Ordering::Relaxed),
             reconnects: c.reconnects.load(Ordering::Relaxed),
+            attempts: c.reconnects.load(Ordering::Relaxed)
+                + c.connect_failures.load(Ordering::Relaxed),
             encode_ms_p50: p50,
             encode_ms_p99: p99,
             fps: self.controls.fps(),
@@ -278,10 +332,14 @@ pub struct StatsSnapshot {
     pub captured: u64,
     pub sent: u64,
     pub bytes: u64,
+    /// Captured frames never sent: slot overwrites, stale driver buffers,
+    /// frames from before a pause. Each is a gap in `seq`.
     pub dropped: u64,
     pub corrupt: u64,
     pub source_errors: u64,
     pub reconnects: u64,
+    /// Connection attempts after the first, failed or not.
+    pub attempts: u64,
     pub encode_ms_p50: f64,
     pub encode_ms_p99: f64,
     pub fps: u32,

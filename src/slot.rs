@@ -54,10 +54,28 @@ impl Waker {
     }
 }
 
+/// What [`Slot::put`] did with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// Stored in an empty slot.
+    Stored,
+    /// Stored; it replaced a frame nobody took (counted as dropped).
+    Replaced,
+    /// Refused: captured before the latest pause (counted as dropped).
+    Stale,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    frame: Option<Frame>,
+    /// Bumped by every pause: frames carry the epoch of their capture.
+    epoch: u64,
+}
+
 /// The latest-frame slot.
 #[derive(Debug)]
 pub struct Slot {
-    frame: Mutex<Option<Frame>>,
+    inner: Mutex<Inner>,
     dropped: AtomicU64,
     waker: Arc<Waker>,
 }
@@ -66,46 +84,77 @@ impl Slot {
     /// An empty slot that pokes `waker` on every put.
     pub fn new(waker: Arc<Waker>) -> Slot {
         Slot {
-            frame: Mutex::new(None),
+            inner: Mutex::new(Inner::default()),
             dropped: AtomicU64::new(0),
             waker,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Frame>> {
-        // A panic elsewhere while holding the lock leaves a plain Option
-        // behind: still valid, so recover rather than propagate.
-        self.frame.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding the lock leaves plain data behind:
+        // still valid, so recover rather than propagate.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Puts a frame; returns true if it replaced one that was never taken
-    /// (that older frame is counted as dropped).
-    pub fn put(&self, frame: Frame) -> bool {
-        let replaced = self.lock().replace(frame).is_some();
-        if replaced {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+    /// The pause epoch to stamp on a frame captured now.
+    pub fn epoch(&self) -> u64 {
+        self.lock().epoch
+    }
+
+    /// Puts a frame. A newer frame replaces one nobody took; a frame
+    /// captured before the latest pause is refused, so nothing from before
+    /// a pause can go out after it (a relay would serve it as current).
+    pub fn put(&self, frame: Frame) -> Put {
+        let outcome = {
+            let mut inner = self.lock();
+            if frame.epoch < inner.epoch {
+                Put::Stale
+            } else if inner.frame.replace(frame).is_some() {
+                Put::Replaced
+            } else {
+                Put::Stored
+            }
+        };
+        match outcome {
+            Put::Stored => self.waker.wake(),
+            Put::Replaced => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.waker.wake();
+            }
+            Put::Stale => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        self.waker.wake();
-        replaced
+        outcome
     }
 
     /// Takes the newest frame, if any.
     pub fn take(&self) -> Option<Frame> {
-        self.lock().take()
+        self.lock().frame.take()
     }
 
     /// Is a frame waiting?
     pub fn is_full(&self) -> bool {
-        self.lock().is_some()
+        self.lock().frame.is_some()
     }
 
-    /// Empties the slot without counting a drop (e.g. on pause), returning
-    /// whether a frame was discarded.
-    pub fn clear(&self) -> bool {
-        self.lock().take().is_some()
+    /// Starts a new pause epoch: the waiting frame, and every frame captured
+    /// before now that is still on its way here, will never be sent (each
+    /// counted as dropped). Returns whether a waiting frame was discarded.
+    pub fn pause(&self) -> bool {
+        let discarded = {
+            let mut inner = self.lock();
+            inner.epoch += 1;
+            inner.frame.take().is_some()
+        };
+        if discarded {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        discarded
     }
 
-    /// Frames overwritten before they were taken.
+    /// Frames that were captured and will never be sent: overwritten
+    /// before they were taken, or from before a pause.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -116,25 +165,50 @@ mod tests {
     use super::*;
 
     fn frame(seq: u64) -> Frame {
+        frame_in(seq, 0)
+    }
+
+    fn frame_in(seq: u64, epoch: u64) -> Frame {
         Frame {
             jpeg: vec![0xFF, 0xD8, 0xFF, 0xD9],
             seq,
             captured_at_us: 0,
             width: 2,
             height: 2,
+            epoch,
         }
     }
 
     #[test]
     fn newer_frame_replaces_older_and_counts_a_drop() {
         let slot = Slot::new(Arc::new(Waker::new().unwrap()));
-        assert!(!slot.put(frame(1)));
-        assert!(slot.put(frame(2)));
+        assert_eq!(slot.put(frame(1)), Put::Stored);
+        assert_eq!(slot.put(frame(2)), Put::Replaced);
         assert_eq!(slot.dropped(), 1);
         assert_eq!(slot.take().map(|f| f.seq), Some(2));
         assert_eq!(slot.take(), None);
-        assert!(!slot.put(frame(3)));
+        assert_eq!(slot.put(frame(3)), Put::Stored);
         assert_eq!(slot.dropped(), 1);
+    }
+
+    #[test]
+    fn a_frame_captured_before_a_pause_never_goes_out_after_it() {
+        let slot = Slot::new(Arc::new(Waker::new().unwrap()));
+        // Capture stamps the epoch, then encodes while the relay pauses.
+        let captured_in = slot.epoch();
+        assert_eq!(slot.put(frame_in(1, captured_in)), Put::Stored);
+        assert!(slot.pause(), "the waiting frame is discarded");
+        assert_eq!(slot.dropped(), 1);
+        // The frame that was being encoded arrives after the pause (and
+        // after a resume): refused and counted, never sent.
+        assert_eq!(slot.put(frame_in(2, captured_in)), Put::Stale);
+        assert_eq!(slot.take(), None);
+        assert_eq!(slot.dropped(), 2);
+        // Frames captured after the pause flow again.
+        assert_eq!(slot.put(frame_in(3, slot.epoch())), Put::Stored);
+        assert_eq!(slot.take().map(|f| f.seq), Some(3));
+        assert!(!slot.pause());
+        assert_eq!(slot.dropped(), 2);
     }
 
     #[test]

@@ -292,7 +292,7 @@ fn dialect_vectors() -> Vec<Value> {
     );
     assert!(p.ready());
     let jpeg = vec![0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];
-    let Message::Binary(f) = p.frame(jpeg.clone()) else {
+    let Message::Binary(f) = p.frame(jpeg.clone()).0 else {
         panic!()
     };
     out.push(json!({"kind": "encode_push", "name": "dialect frame",

@@ -18,8 +18,8 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
 use common::{Zerocam, bin, decode, temp_path};
-use zerocam::encode::com;
 use zerocam::frame::now_us;
+use zerocam::wire::com;
 
 const HANG: Duration = Duration::from_secs(20);
 
@@ -570,7 +570,8 @@ fn garbage_is_rejected_counted_and_never_forwarded() {
     cam.send_frame();
     cam.send_binary(b"not a jpeg".to_vec());
     cam.send_binary(vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 1, 2]); // truncated
-    cam.send_binary(jpeg(64, 48, 1, true)); // larger than 2048 bytes
+    // A segment that runs past the end, in a frame that does end with EOI.
+    cam.send_binary(vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 1, 2, 0xFF, 0xD9]);
     cam.send_frame();
     let (status, _, body) = http_get(relay.addr, "/cameras/junk/snapshot.jpg");
     assert_eq!(status, 200);
@@ -582,8 +583,8 @@ fn garbage_is_rejected_counted_and_never_forwarded() {
         ))
     };
     assert_eq!(m("no_soi"), 1.0);
+    assert_eq!(m("no_eoi"), 1.0);
     assert_eq!(m("bad_segment"), 1.0);
-    assert_eq!(m("too_large"), 1.0);
     assert_eq!(
         relay.metric("zerocam_drops_total{camera=\"junk\",reason=\"rejected\"}"),
         3.0
@@ -724,4 +725,355 @@ fn demo_streams_the_pattern_through_its_relay() {
     demo.signal(libc::SIGTERM);
     let status = demo.wait_exit(HANG).expect("demo did not exit on SIGTERM");
     assert!(status.success(), "{status}");
+}
+
+/// Reads until the relay closes the link; returns the close frame.
+fn wait_close(ws: &mut WebSocket<TcpStream>) -> tungstenite::protocol::CloseFrame {
+    let end = Instant::now() + HANG;
+    loop {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => return f,
+            Ok(Message::Close(None)) => panic!("close without a code"),
+            Ok(_) => {}
+            Err(e) => panic!("expected a close frame, got {e}"),
+        }
+        assert!(Instant::now() < end, "no close within {HANG:?}");
+    }
+}
+
+/// Polls `f` every 50 ms until it holds, for at most `HANG`.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + HANG;
+    while !f() {
+        assert!(Instant::now() < end, "never: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_oversized_frame_closes_with_1009_and_is_counted() {
+    let relay = Relay::start(&[], Some("[server]\nmax_frame_bytes = 100000\n"));
+    let mut cam = Cam::connect(relay.addr, "big", None);
+    cam.send_frame();
+    // A 10 MB binary frame: only its header and a little payload are sent;
+    // the relay must refuse it from the header, with a close frame.
+    let mut head = vec![0x82, 0x80 | 127];
+    head.extend_from_slice(&10_000_000u64.to_be_bytes());
+    head.extend_from_slice(&[1, 2, 3, 4]); // mask key
+    head.extend_from_slice(&[0u8; 4096]);
+    cam.ws.get_mut().write_all(&head).unwrap();
+    let f = wait_close(&mut cam.ws);
+    assert_eq!(u16::from(f.code), 1009, "{f:?}");
+    assert!(f.reason.contains("max_frame_bytes"), "{}", f.reason);
+    assert_eq!(
+        relay.metric("zerocam_rejected_frames_total{camera=\"big\",reason=\"too_large\"}"),
+        1.0
+    );
+    // A whole frame just over the limit (below the WebSocket slack) too.
+    let mut cam = Cam::connect(relay.addr, "big", None);
+    let big = jpeg(640, 480, 1, true);
+    assert!(big.len() > 100_000, "{}", big.len());
+    cam.ws.send(Message::binary(big)).unwrap();
+    let f = wait_close(&mut cam.ws);
+    assert_eq!(u16::from(f.code), 1009, "{f:?}");
+    assert_eq!(
+        relay.metric("zerocam_rejected_frames_total{camera=\"big\",reason=\"too_large\"}"),
+        2.0
+    );
+}
+
+#[test]
+fn a_silent_camera_times_out_even_while_viewers_come_and_go() {
+    let relay = Relay::start(
+        &[],
+        Some("[server]\ncamera_timeout = 2\npause_when_unwatched = false\n"),
+    );
+    let mut cam = Cam::connect(relay.addr, "mute", None);
+    cam.send_frame();
+    let t0 = Instant::now();
+    // Viewers arriving and leaving every 200 ms must not postpone the
+    // camera's deadline.
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (stop, addr) = (stop.clone(), relay.addr);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(mut v) = ws_connect(addr, "/cameras/mute/ws", None) {
+                    let _ = v.read();
+                    let _ = v.close(None);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let f = wait_close(&mut cam.ws);
+    let took = t0.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    churn.join().unwrap();
+    assert_eq!(u16::from(f.code), 1001);
+    assert!(f.reason.contains("nothing received"), "{}", f.reason);
+    assert!(
+        took < Duration::from_secs(6),
+        "closed after {took:?}, not ~2 s"
+    );
+}
+
+#[test]
+fn camera_ids_are_bounded_forgotten_and_refused_when_full() {
+    let relay = Relay::start(
+        &[],
+        Some("[server]\nmax_cameras = 3\nforget_offline_after = 1\n"),
+    );
+    let ids = |addr| -> Vec<String> {
+        let (_, _, body) = http_get(addr, "/cameras");
+        let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut a = Cam::connect(relay.addr, "a", None);
+    let _b = Cam::connect(relay.addr, "b", None);
+    let _c = Cam::connect(relay.addr, "c", None);
+    a.send_frame();
+    // All three online: a fourth id is refused with 503, counted.
+    let e = ws_connect(relay.addr, "/ingest/d", None).unwrap_err();
+    assert_eq!(http_status(e), 503);
+    assert_eq!(
+        relay.metric("zerocam_camera_refused_total{reason=\"max_cameras\"}"),
+        1.0
+    );
+    // A known id still connects (and replaces itself).
+    let _c2 = Cam::connect(relay.addr, "c", None);
+    // A viewer waits on an offline camera: it is kept past the timeout.
+    let mut viewer = ws_connect(relay.addr, "/cameras/a/ws", None).unwrap();
+    let _ = viewer.read();
+    a.ws.close(None).unwrap();
+    drop(a);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        ids(relay.addr).contains(&"a".to_string()),
+        "a viewer keeps it"
+    );
+    drop(viewer);
+    // Unwatched and offline: forgotten after forget_offline_after.
+    eventually("camera a forgotten", || {
+        !ids(relay.addr).contains(&"a".to_string())
+    });
+    assert!(relay.metric("zerocam_cameras_forgotten_total") >= 1.0);
+    // Many one-shot ids never grow the relay past its cap.
+    for i in 0..40 {
+        if let Ok(mut ws) = ws_connect(relay.addr, &format!("/ingest/oneshot{i}"), None) {
+            let _ = ws.close(None);
+            let _ = ws.read();
+        }
+    }
+    assert!(ids(relay.addr).len() <= 3, "{:?}", ids(relay.addr));
+    assert!(relay.metric("zerocam_cameras_known") <= 3.0);
+}
+
+#[test]
+fn text_messages_are_capped_and_rejects_are_logged_not_spammed() {
+    let relay = Relay::start(&[], Some("[server]\nmax_consecutive_rejects = 1000\n"));
+    let mut cam = Cam::connect(relay.addr, "noisy", None);
+    // A 100 KiB text message is refused (counted) and the link stays up.
+    let pad = "x".repeat(100 << 10);
+    cam.ws
+        .send(Message::text(format!(
+            r#"{{"type":"stats","pad":"{pad}"}}"#
+        )))
+        .unwrap();
+    // A hello with a huge field is kept clipped.
+    let long = "v".repeat(10_000);
+    cam.ws
+        .send(Message::text(format!(
+            r#"{{"type":"hello","version":"{long}","width":64,"height":48}}"#
+        )))
+        .unwrap();
+    cam.send_frame();
+    assert_eq!(
+        relay.metric("zerocam_bad_messages_total{camera=\"noisy\"}"),
+        1.0
+    );
+    let (_, _, body) = http_get(relay.addr, "/cameras");
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(list[0]["version"].as_str().unwrap().len(), 64);
+    // 200 garbage frames in a burst: one log line, with its count to come.
+    for _ in 0..200 {
+        cam.send_binary(b"garbage".to_vec());
+    }
+    assert_eq!(
+        relay.metric("zerocam_rejected_frames_total{camera=\"noisy\",reason=\"no_soi\"}"),
+        200.0
+    );
+    cam.ws.close(None).unwrap();
+    let _ = cam.ws.read();
+    eventually("the camera's last line", || relay.logged("noisy: 199 more"));
+    let lines = relay.proc.lines_with("camera noisy: rejected");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+}
+
+/// Reads one MJPEG part: its headers (lower-case names) and body.
+fn mjpeg_part(r: &mut impl BufRead) -> (std::collections::HashMap<String, String>, Vec<u8>) {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "--zerocamframe\r\n");
+    let mut headers = std::collections::HashMap::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        let (k, v) = line.split_once(':').unwrap();
+        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+    }
+    let len: usize = headers["content-length"].parse().unwrap();
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    let mut crlf = [0; 2];
+    r.read_exact(&mut crlf).unwrap();
+    (headers, body)
+}
+
+/// Opens an MJPEG stream with a small receive buffer; returns the reader
+/// positioned at the first part.
+fn mjpeg_viewer(addr: SocketAddr, id: &str, rcvbuf: usize) -> BufReader<TcpStream> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(rcvbuf).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let mut s: TcpStream = sock.into();
+    s.set_read_timeout(Some(HANG)).unwrap();
+    write!(s, "GET /cameras/{id}/mjpeg HTTP/1.0\r\n\r\n").unwrap();
+    let mut r = BufReader::with_capacity(1024, s);
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            return r;
+        }
+    }
+}
+
+#[test]
+fn snapshots_of_a_paused_camera_are_fresh_and_carry_their_capture_time() {
+    let relay = Relay::start(
+        &[],
+        Some("[server]\npause_after = 0.2\nsnapshot_wait = 1.5\n"),
+    );
+    let mut cam = Cam::connect(relay.addr, "still", None);
+    cam.send_frame();
+    cam.wait_text("\"pause\"");
+    // The camera is paused: a snapshot wakes it and waits for a new frame.
+    let answer = std::thread::spawn(move || {
+        cam.texts.clear();
+        cam.wait_text("\"resume\"");
+        cam.send_frame();
+        cam
+    });
+    let (status, head, body) = http_get(relay.addr, "/cameras/still/snapshot.jpg");
+    let mut cam = answer.join().unwrap();
+    assert_eq!(status, 200, "{head}");
+    let meta = com::parse(&body).unwrap();
+    assert_eq!(
+        meta.seq, 2,
+        "the frame from before the pause is not current"
+    );
+    let head = head.to_ascii_lowercase();
+    let ts = format!(
+        "x-timestamp: {}.{:06}",
+        meta.ts_us / 1_000_000,
+        meta.ts_us % 1_000_000
+    );
+    assert!(head.contains(&ts), "{head}\nwant {ts}");
+    assert!(head.contains("last-modified: "), "{head}");
+    assert!(head.contains(" gmt"), "{head}");
+    // Paused again, and this time the camera does not answer: 503, said.
+    cam.texts.clear();
+    cam.wait_text("\"pause\"");
+    let t0 = Instant::now();
+    let (status, _, body) = http_get(relay.addr, "/cameras/still/snapshot.jpg");
+    assert_eq!(status, 503);
+    assert!(
+        String::from_utf8_lossy(&body).contains("no fresh frame"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(1400));
+    // MJPEG parts carry the same headers.
+    let mut streaming = Cam::connect(relay.addr, "live", None);
+    streaming.send_frame();
+    let mut r = mjpeg_viewer(relay.addr, "live", 1 << 16);
+    let (h, body) = mjpeg_part(&mut r);
+    let meta = com::parse(&body).unwrap();
+    assert_eq!(
+        h["x-timestamp"],
+        format!("{}.{:06}", meta.ts_us / 1_000_000, meta.ts_us % 1_000_000)
+    );
+    assert!(h["last-modified"].ends_with(" GMT"), "{h:?}");
+}
+
+#[test]
+fn a_slow_mjpeg_viewer_is_one_frame_behind_and_a_stalled_one_is_closed() {
+    let relay = Relay::start(&[], Some("[server]\nviewer_write_timeout = 1.5\n"));
+    let frames: Arc<Vec<Vec<u8>>> = Arc::new((0..4).map(|i| jpeg(320, 240, i, true)).collect());
+    let cam = Cam::connect(relay.addr, "mj", None);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let f = frames.clone();
+    let streamer = stream_in_background(
+        cam,
+        stop.clone(),
+        sent.clone(),
+        move |seq| with_com(&f[seq as usize % 4], seq, 320, 240),
+        Duration::from_millis(40),
+    );
+    eventually("frames flowing", || sent.load(Ordering::Relaxed) > 5);
+
+    // A slow reader: about a third of the camera's bytes per second.
+    let mut slow = mjpeg_viewer(relay.addr, "mj", 16 << 10);
+    let mut behind = Vec::new();
+    for _ in 0..12 {
+        let (_, body) = mjpeg_part(&mut slow);
+        let newest = sent.load(Ordering::Relaxed);
+        behind.push(newest.saturating_sub(com::parse(&body).unwrap().seq));
+        // One part per three camera frame intervals.
+        std::thread::sleep(Duration::from_millis(120));
+    }
+    eprintln!("frames behind the camera: {behind:?}");
+    // In steady state: the part being read and at most one more in the
+    // pipe (the kernels' small queues), three camera frames each; not
+    // hyper's queue of five parts (15 frames and more).
+    let steady = behind[behind.len() - 4..]
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        steady <= 8,
+        "a slow viewer runs {steady} frames behind: {behind:?}"
+    );
+    drop(slow);
+
+    // A stalled viewer: reads the head, then nothing. Closed after the
+    // write timeout, counted, and no longer watching.
+    let stalled = mjpeg_viewer(relay.addr, "mj", 4 << 10);
+    let out0 = relay.metric("zerocam_frames_out_total{camera=\"mj\"}");
+    eventually("the stalled viewer is closed", || {
+        relay.metric("zerocam_viewers_stalled_total{camera=\"mj\"}") >= 1.0
+    });
+    let out1 = relay.metric("zerocam_frames_out_total{camera=\"mj\"}");
+    eprintln!("frames counted out while stalled: {}", out1 - out0);
+    assert!(
+        out1 - out0 <= 3.0,
+        "parts a stalled viewer never read were counted as sent: {}",
+        out1 - out0
+    );
+    eventually("no viewers left", || {
+        relay.metric("zerocam_viewers{camera=\"mj\"}") == 0.0
+    });
+    drop(stalled);
+    stop.store(true, Ordering::Relaxed);
+    streamer.join().unwrap();
 }

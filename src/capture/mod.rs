@@ -3,6 +3,7 @@
 
 pub mod mode;
 pub mod pattern;
+pub mod source_error;
 pub mod v4l2;
 
 use std::io;
@@ -14,12 +15,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use self::source_error::{Kind, Policy, SourceError};
 use crate::config::{BackoffConfig, SourceConfig, SourceKind};
-use crate::encode::com::FrameMeta;
 use crate::encode::{RawFormat, RawImage, encode_raw, mjpeg};
 use crate::frame::Frame;
 use crate::pipeline::{Pipeline, SourceInfo};
 use crate::stream::backoff::Backoff;
+use crate::wire::com::FrameMeta;
 
 /// What a source delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +82,12 @@ pub enum FrameData<'a> {
 /// One frame out of a source.
 #[derive(Debug)]
 pub struct SourceFrame<'a> {
-    /// Capture time, µs since the Unix epoch.
+    /// Capture time, µs since the Unix epoch (from the driver's own
+    /// timestamp where it has one).
     pub captured_at_us: u64,
+    /// Frames the source had (or lost) before this one that are skipped
+    /// because this one is newer: stale, counted as dropped.
+    pub skipped: u32,
     pub data: FrameData<'a>,
 }
 
@@ -99,7 +105,7 @@ pub trait FrameSource {
 }
 
 /// Opens the configured source.
-pub fn open(cfg: &SourceConfig) -> io::Result<Box<dyn FrameSource + Send>> {
+pub fn open(cfg: &SourceConfig) -> Result<Box<dyn FrameSource + Send>, SourceError> {
     Ok(match &cfg.kind {
         SourceKind::Pattern => {
             Box::new(pattern::PatternSource::new(cfg.width, cfg.height, cfg.fps)?)
@@ -122,6 +128,10 @@ fn reopen_backoff() -> BackoffConfig {
         stable_after: Duration::from_secs(10),
     }
 }
+
+/// Between retries when a person has to act (permissions, another program
+/// holding the device): no point in knocking often.
+const SLOW_RETRY: Duration = Duration::from_secs(10);
 
 /// Starts the capture thread: opens the source (reopening with backoff after
 /// failures), encodes, and puts frames into the pipeline's slot until
@@ -179,49 +189,87 @@ fn wait_for_node(p: &Pipeline, cfg: &SourceConfig) {
     );
 }
 
-/// Logs a source failure once at warn, then quietly at debug per retry.
-struct Failure {
-    failing: bool,
+/// What the capture loop does about source failures: the retry policy,
+/// the reopen backoff, and a log line once per distinct failure.
+struct Recovery {
+    backoff: Backoff,
+    /// The failure last logged, while the source is failing.
+    logged: Option<String>,
+    ever_opened: bool,
+    waits_for_device: bool,
 }
 
-impl Failure {
-    fn error(&mut self, p: &Pipeline, cfg: &SourceConfig, what: &str, e: &io::Error) {
+impl Recovery {
+    /// Handles a failure: stops the pipeline when no retry can help, else
+    /// logs (once per distinct message) and waits. False when zerocam is to
+    /// stop.
+    fn failed(&mut self, p: &Pipeline, cfg: &SourceConfig, e: &SourceError) -> bool {
+        let retry = source_error::policy(e.kind, self.ever_opened, self.waits_for_device);
+        if retry == Policy::Fatal {
+            let hint = match e.kind {
+                Kind::NoDevice => "; set source.wait_for_device to wait for it",
+                _ => "",
+            };
+            p.fail(format!("source {}: {e}{hint}", cfg.kind));
+            return false;
+        }
         p.counters.source_errors.fetch_add(1, Ordering::Relaxed);
         p.health.set_source_ok(false);
-        if self.failing {
-            log::debug!("source {}: {what}: {e} (retrying)", cfg.kind);
+        p.set_source_error(Some(e.message.clone()));
+        if self.logged.as_deref() == Some(e.message.as_str()) {
+            log::debug!("source: {e} (retrying)");
         } else {
-            log::warn!("source {}: {what}: {e}; reopening with backoff", cfg.kind);
-            self.failing = true;
+            match retry {
+                Policy::RetrySlowly => {
+                    log::warn!("source: {e}; retrying every {} s", SLOW_RETRY.as_secs())
+                }
+                _ => log::warn!("source: {e}; reopening with backoff"),
+            }
+            self.logged = Some(e.message.clone());
         }
+        let delay = match retry {
+            Policy::RetrySlowly => SLOW_RETRY,
+            _ => self.backoff.next_delay(),
+        };
+        idle(p, delay)
+    }
+
+    /// The source opened.
+    fn opened(&mut self, p: &Pipeline, cfg: &SourceConfig) {
+        self.ever_opened = true;
+        if self.logged.take().is_some() {
+            log::info!("source {} is back", cfg.kind);
+        }
+        p.set_source_error(None);
+        self.backoff.connected(Instant::now());
     }
 }
 
-type Opener<'a> = dyn FnMut(&SourceConfig) -> io::Result<Box<dyn FrameSource + Send>> + 'a;
+type Opener<'a> = dyn FnMut(&SourceConfig) -> Result<Box<dyn FrameSource + Send>, SourceError> + 'a;
 
 /// The capture loop; `open` is injectable for tests.
 pub(crate) fn run(p: &Pipeline, cfg: &SourceConfig, open: &mut Opener<'_>) {
     wait_for_node(p, cfg);
-    let mut backoff = Backoff::new(reopen_backoff());
-    let mut failure = Failure { failing: false };
+    let mut recovery = Recovery {
+        backoff: Backoff::new(reopen_backoff()),
+        logged: None,
+        ever_opened: false,
+        waits_for_device: !cfg.wait_for_device.is_zero(),
+    };
     let mut publisher = Publisher::default();
     while !p.controls.shutting_down() {
         p.health.beat_capture();
         let mut src = match open(cfg) {
             Ok(s) => s,
             Err(e) => {
-                failure.error(p, cfg, "open failed", &e);
-                if !idle(p, backoff.next_delay()) {
+                if !recovery.failed(p, cfg, &e) {
                     break;
                 }
                 continue;
             }
         };
+        recovery.opened(p, cfg);
         let g = src.granted().clone();
-        if failure.failing {
-            log::info!("source {} is back", cfg.kind);
-            failure.failing = false;
-        }
         log::info!(
             "source {}: {} {}x{} stride {} @ {} fps",
             cfg.kind,
@@ -232,15 +280,17 @@ pub(crate) fn run(p: &Pipeline, cfg: &SourceConfig, open: &mut Opener<'_>) {
             g.fps
         );
         p.set_source_info(g.info());
-        backoff.connected(Instant::now());
         let result = publisher.pump(p, src.as_mut());
         drop(src);
-        backoff.disconnected(Instant::now());
+        recovery.backoff.disconnected(Instant::now());
         match result {
             Ok(()) => break,
             Err(e) => {
-                failure.error(p, cfg, "capture failed", &e);
-                if !idle(p, backoff.next_delay()) {
+                let e = match &cfg.kind {
+                    SourceKind::Device(path) => SourceError::from_io(path, "capture", &e),
+                    _ => SourceError::failed(e),
+                };
+                if !recovery.failed(p, cfg, &e) {
                     break;
                 }
             }
@@ -273,10 +323,19 @@ impl Publisher {
                 return Ok(());
             }
             let fps = p.controls.fps().max(1);
+            // The epoch before the frame: a pause from now on makes it stale.
+            let epoch = p.slot.epoch();
             let Some(frame) = src.next_frame(fps)? else {
                 continue;
             };
             p.health.set_source_ok(true);
+            if frame.skipped > 0 {
+                // Stale frames never sent: a gap in seq, counted as dropped.
+                p.counters
+                    .stale
+                    .fetch_add(u64::from(frame.skipped), Ordering::Relaxed);
+                self.seq += u64::from(frame.skipped);
+            }
             if p.controls.paused() {
                 // Keep the device's queue moving, publish nothing.
                 due = None;
@@ -300,11 +359,11 @@ impl Publisher {
                     due = Some(now + interval);
                 }
             }
-            self.publish(p, frame);
+            self.publish(p, frame, epoch);
         }
     }
 
-    fn publish(&mut self, p: &Pipeline, frame: SourceFrame<'_>) {
+    fn publish(&mut self, p: &Pipeline, frame: SourceFrame<'_>, epoch: u64) {
         let c = &p.counters;
         let t0 = Instant::now();
         let meta = FrameMeta {
@@ -361,6 +420,7 @@ impl Publisher {
             captured_at_us: frame.captured_at_us,
             width: size.0,
             height: size.1,
+            epoch,
         });
         self.seq += 1;
     }

@@ -218,6 +218,7 @@ impl FrameSource for PatternSource {
         let (w, h) = (self.granted.width, self.granted.height);
         let data = self.pattern.render(ts);
         Ok(Some(SourceFrame {
+            skipped: 0,
             captured_at_us: ts,
             data: super::FrameData::Raw(RawImage {
                 format: RawFormat::Yuyv,
@@ -321,6 +322,7 @@ impl FrameSource for PatternMjpegSource {
         let i = self.next % self.frames.len();
         self.next = self.next.wrapping_add(1);
         Ok(Some(SourceFrame {
+            skipped: 0,
             captured_at_us: crate::frame::now_us(),
             data: super::FrameData::Mjpeg(&self.frames[i]),
         }))
@@ -381,7 +383,7 @@ mod tests {
             let super::super::FrameData::Mjpeg(bytes) = f.data else {
                 panic!("pattern-mjpeg is MJPEG")
             };
-            let meta = crate::encode::com::FrameMeta {
+            let meta = crate::wire::com::FrameMeta {
                 seq: 1,
                 ts_us: f.captured_at_us,
                 size: None,

@@ -1,6 +1,7 @@
 //! Capture loop tests with the pattern source (bounded waits only).
 
 use super::*;
+use std::path::Path;
 
 fn pipeline(fps: u32) -> Arc<Pipeline> {
     Pipeline::for_source(&cfg(fps)).unwrap()
@@ -37,7 +38,7 @@ fn pattern_frames_have_consecutive_seq_and_metadata() {
     let mut last = None;
     for _ in 0..5 {
         let f = take(&p);
-        let meta = crate::encode::com::parse(&f.jpeg).unwrap();
+        let meta = crate::wire::com::parse(&f.jpeg).unwrap();
         assert_eq!(meta.seq, f.seq);
         assert_eq!(meta.size, Some((64, 48)));
         assert_eq!((f.width, f.height), (64, 48));
@@ -76,15 +77,16 @@ fn pause_resume_and_live_fps() {
     let p = pipeline(100);
     let h = spawn(p.clone(), cfg(100)).unwrap();
     take(&p);
-    p.controls.set_paused(true);
-    // Let any frame in flight land, then expect silence.
+    p.pause();
+    // Let any frame in flight land (it is refused as stale), then expect
+    // silence.
     std::thread::sleep(Duration::from_millis(100));
-    p.slot.clear();
+    assert!(p.slot.take().is_none());
     let before = p.counters.captured.load(Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(p.counters.captured.load(Ordering::Relaxed), before);
     assert!(p.slot.take().is_none());
-    p.controls.set_paused(false);
+    p.resume();
     let f = take(&p);
     assert_eq!(f.seq, before, "seq continues without a gap after a pause");
     // Live fps: at 2 fps, a 300 ms window publishes at most one frame
@@ -141,10 +143,14 @@ fn source_errors_reopen_and_seq_continues() {
     let p2 = p.clone();
     let opens = std::sync::atomic::AtomicU32::new(0);
     let h = std::thread::spawn(move || {
-        let mut open = |c: &SourceConfig| -> io::Result<Box<dyn FrameSource + Send>> {
+        let mut open = |c: &SourceConfig| -> Result<Box<dyn FrameSource + Send>, SourceError> {
             let n = opens.fetch_add(1, Ordering::Relaxed);
             if n == 1 {
-                return Err(io::Error::from_raw_os_error(libc::ENOENT));
+                return Err(SourceError::from_io(
+                    Path::new("/dev/video9"),
+                    "open",
+                    &io::Error::from_raw_os_error(libc::ENOENT),
+                ));
             }
             Ok(Box::new(Flaky {
                 inner: pattern::PatternSource::new(c.width, c.height, c.fps)?,
@@ -182,9 +188,76 @@ fn snapshot_writes_a_decodable_pattern_frame() {
     c.height = 240;
     snapshot(&c, &out).unwrap();
     let jpeg = std::fs::read(&out).unwrap();
-    let meta = crate::encode::com::parse(&jpeg).unwrap();
+    let meta = crate::wire::com::parse(&jpeg).unwrap();
     assert_eq!(meta.size, Some((320, 240)));
     let px = jpeg_decoder::Decoder::new(&jpeg[..]).decode().unwrap();
     assert_eq!(px.len(), 320 * 240 * 3);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A source whose next frame waits for the test's go-ahead, as a slow
+/// capture and encode would.
+struct Gated {
+    inner: pattern::PatternSource,
+    entered: std::sync::mpsc::Sender<()>,
+    go: std::sync::mpsc::Receiver<()>,
+}
+
+impl FrameSource for Gated {
+    fn granted(&self) -> &Granted {
+        self.inner.granted()
+    }
+    fn self_paced(&self) -> bool {
+        true
+    }
+    fn next_frame(&mut self, fps: u32) -> io::Result<Option<SourceFrame<'_>>> {
+        let _ = self.entered.send(());
+        if self.go.recv_timeout(Duration::from_secs(10)).is_err() {
+            return Ok(None);
+        }
+        self.inner.next_frame(fps)
+    }
+}
+
+#[test]
+fn a_frame_captured_before_a_pause_is_never_published_after_it() {
+    let p = pipeline(100);
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (go, go_rx) = std::sync::mpsc::channel();
+    let src = std::sync::Mutex::new(Some(Gated {
+        inner: pattern::PatternSource::new(64, 48, 100).unwrap(),
+        entered: entered_tx,
+        go: go_rx,
+    }));
+    let p2 = p.clone();
+    let h = std::thread::spawn(move || {
+        let mut open = |_: &SourceConfig| -> Result<Box<dyn FrameSource + Send>, SourceError> {
+            match src.lock().unwrap().take() {
+                Some(s) => Ok(Box::new(s)),
+                None => Err(SourceError::failed("opened twice")),
+            }
+        };
+        run(&p2, &cfg(100), &mut open);
+    });
+    let wait_entered = || entered.recv_timeout(Duration::from_secs(10)).unwrap();
+    // Frame 0 goes through.
+    wait_entered();
+    go.send(()).unwrap();
+    assert_eq!(take(&p).seq, 0);
+    // Frame 1 is being captured when the relay pauses and resumes.
+    wait_entered();
+    p.pause();
+    p.resume();
+    go.send(()).unwrap();
+    // Frame 2 (captured after the resume) is the next one out; frame 1 was
+    // refused by the slot and counted.
+    wait_entered();
+    assert!(p.slot.take().is_none(), "the stale frame reached the slot");
+    assert_eq!(p.slot.dropped(), 1);
+    go.send(()).unwrap();
+    let f = take(&p);
+    assert_eq!(f.seq, 2);
+    p.controls.request_shutdown();
+    let _ = go.send(());
+    h.join().unwrap();
 }

@@ -3,42 +3,9 @@
 //! segments up to SOS), add the standard Huffman tables when the camera
 //! left them out, and add zerocam's COM segment after SOI.
 
-use std::fmt;
-
-use super::com::{self, FrameMeta};
 use super::dht::STANDARD_DHT;
-
-/// Why a camera frame was rejected (counted as corrupt, never forwarded).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MjpegError {
-    /// Fewer bytes than the smallest JPEG.
-    TooShort(usize),
-    /// Does not start with SOI (`FF D8`).
-    NoSoi,
-    /// Does not end with EOI (`FF D9`): truncated in transfer.
-    NoEoi,
-    /// A marker segment is malformed or runs past the end.
-    BadSegment { at: usize },
-    /// No frame header (SOFn) before the scan.
-    NoFrameHeader,
-    /// The headers end without a scan (SOS).
-    NoScan,
-}
-
-impl fmt::Display for MjpegError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MjpegError::TooShort(n) => write!(f, "MJPEG frame too short ({n} bytes)"),
-            MjpegError::NoSoi => write!(f, "MJPEG frame does not start with SOI"),
-            MjpegError::NoEoi => write!(f, "MJPEG frame does not end with EOI (truncated)"),
-            MjpegError::BadSegment { at } => write!(f, "MJPEG frame has a bad segment at {at}"),
-            MjpegError::NoFrameHeader => write!(f, "MJPEG frame has no SOF header"),
-            MjpegError::NoScan => write!(f, "MJPEG frame has no SOS scan"),
-        }
-    }
-}
-
-impl std::error::Error for MjpegError {}
+use crate::wire::com::{self, FrameMeta};
+use crate::wire::jpeg::{self, JpegError};
 
 /// What the checks learned about a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,117 +19,40 @@ pub struct MjpegInfo {
     pub trimmed: usize,
 }
 
-/// Where the headers end and what they hold.
-struct Scan {
-    sos_at: usize,
-    has_dht: bool,
-    width: u32,
-    height: u32,
-}
-
-/// Walks the marker segments of `jpeg[..end]` from after SOI up to SOS.
-fn scan_headers(jpeg: &[u8]) -> Result<Scan, MjpegError> {
-    let mut i = 2;
-    let mut has_dht = false;
-    let mut size = None;
-    loop {
-        if i + 2 > jpeg.len() {
-            return Err(MjpegError::NoScan);
-        }
-        if jpeg[i] != 0xFF {
-            return Err(MjpegError::BadSegment { at: i });
-        }
-        let marker = jpeg[i + 1];
-        match marker {
-            // Fill bytes before a marker are allowed.
-            0xFF => {
-                i += 1;
-                continue;
-            }
-            // Standalone markers carry no length.
-            0x01 | 0xD0..=0xD7 => {
-                i += 2;
-                continue;
-            }
-            0xD8 | 0xD9 | 0x00 => return Err(MjpegError::BadSegment { at: i }),
-            0xDA => {
-                let (width, height) = size.ok_or(MjpegError::NoFrameHeader)?;
-                return Ok(Scan {
-                    sos_at: i,
-                    has_dht,
-                    width,
-                    height,
-                });
-            }
-            _ => {}
-        }
-        if i + 4 > jpeg.len() {
-            return Err(MjpegError::BadSegment { at: i });
-        }
-        let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
-        if len < 2 || i + 2 + len > jpeg.len() {
-            return Err(MjpegError::BadSegment { at: i });
-        }
-        match marker {
-            0xC4 => has_dht = true,
-            // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
-            0xC0..=0xCF if marker != 0xC8 && marker != 0xCC => {
-                if len < 7 {
-                    return Err(MjpegError::BadSegment { at: i });
-                }
-                let h = u16::from_be_bytes([jpeg[i + 5], jpeg[i + 6]]) as u32;
-                let w = u16::from_be_bytes([jpeg[i + 7], jpeg[i + 8]]) as u32;
-                size = Some((w, h));
-            }
-            _ => {}
-        }
-        i += 2 + len;
-    }
-}
-
 /// Checks a camera frame and writes the forwardable JPEG into `out`
 /// (cleared first): `SOI, COM(meta), headers, [standard DHT], SOS…EOI`.
-/// `meta.size` of `None` is filled from the frame's own SOF header.
+/// `meta.size` of `None` is filled from the frame's own SOF header. The
+/// checks are the relay's ([`jpeg::check_frame`]): what passes here passes
+/// there.
 pub fn pass_through(
     frame: &[u8],
     meta: &FrameMeta,
     out: &mut Vec<u8>,
-) -> Result<MjpegInfo, MjpegError> {
+) -> Result<MjpegInfo, JpegError> {
     // Some UVC cameras hand over buffers with zero padding after EOI.
     let end = frame.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
     let trimmed = frame.len() - end;
     let jpeg = &frame[..end];
-    if jpeg.len() < 4 {
-        return Err(MjpegError::TooShort(frame.len()));
-    }
-    if jpeg[0] != 0xFF || jpeg[1] != 0xD8 {
-        return Err(MjpegError::NoSoi);
-    }
-    if jpeg[end - 2] != 0xFF || jpeg[end - 1] != 0xD9 {
-        return Err(MjpegError::NoEoi);
-    }
-    let scan = scan_headers(jpeg)?;
-    // Entropy-coded data must sit between the scan header and EOI.
-    if scan.sos_at + 4 >= end - 2 {
-        return Err(MjpegError::NoEoi);
-    }
+    let h = jpeg::check_frame(jpeg, usize::MAX)?;
     let meta = FrameMeta {
-        size: meta.size.or(Some((scan.width, scan.height))),
+        size: meta
+            .size
+            .or(Some((u32::from(h.width), u32::from(h.height)))),
         ..*meta
     };
     out.clear();
-    out.reserve(end + 64 + if scan.has_dht { 0 } else { STANDARD_DHT.len() });
+    out.reserve(end + 64 + if h.has_dht { 0 } else { STANDARD_DHT.len() });
     out.extend_from_slice(&jpeg[..2]);
     com::write_segment(&meta, out);
-    out.extend_from_slice(&jpeg[2..scan.sos_at]);
-    if !scan.has_dht {
+    out.extend_from_slice(&jpeg[2..h.sos_at]);
+    if !h.has_dht {
         out.extend_from_slice(&STANDARD_DHT);
     }
-    out.extend_from_slice(&jpeg[scan.sos_at..]);
+    out.extend_from_slice(&jpeg[h.sos_at..]);
     Ok(MjpegInfo {
-        width: scan.width,
-        height: scan.height,
-        dht_inserted: !scan.has_dht,
+        width: u32::from(h.width),
+        height: u32::from(h.height),
+        dht_inserted: !h.has_dht,
         trimmed,
     })
 }
@@ -252,18 +142,22 @@ mod tests {
         let src = sample();
         let mut out = Vec::new();
         let cut = &src[..src.len() / 2];
-        assert_eq!(pass_through(cut, &meta(), &mut out), Err(MjpegError::NoEoi));
+        assert_eq!(pass_through(cut, &meta(), &mut out), Err(JpegError::NoEoi));
         assert_eq!(
             pass_through(&src[2..], &meta(), &mut out),
-            Err(MjpegError::NoSoi)
+            Err(JpegError::NoSoi)
         );
         assert_eq!(
             pass_through(&[0xFF], &meta(), &mut out),
-            Err(MjpegError::TooShort(1))
+            Err(JpegError::NoSoi)
+        );
+        assert_eq!(
+            pass_through(&[0, 0], &meta(), &mut out),
+            Err(JpegError::Empty)
         );
         assert_eq!(
             pass_through(&[0xFF, 0xD8, 0xFF, 0xD9], &meta(), &mut out),
-            Err(MjpegError::BadSegment { at: 2 })
+            Err(JpegError::NoSos)
         );
         // Headers cut short but with EOI glued on (a broken transfer).
         let mut bad = src[..20].to_vec();

@@ -1,6 +1,6 @@
-//! The encode stage: raw pixels → JPEG, MJPEG pass-through, COM metadata.
+//! The encode stage: raw pixels → JPEG, MJPEG pass-through (the COM
+//! metadata they carry is [`crate::wire::com`]).
 
-pub mod com;
 pub mod dht;
 pub mod mjpeg;
 pub mod raw;

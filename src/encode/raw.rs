@@ -11,7 +11,7 @@ use std::io::Write;
 
 use jpeg_encoder::{Encoder, ImageBuffer, JpegColorType, SamplingFactor};
 
-use super::com::{self, FrameMeta};
+use crate::wire::com::{self, FrameMeta};
 
 /// The raw pixel layouts zerocam encodes (V4L2 names in brackets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,16 +33,21 @@ impl RawFormat {
         }
     }
 
-    /// Bytes a frame of `height` rows with first-plane `stride` occupies.
-    /// For the planar formats V4L2 single-planar layouts put the chroma
-    /// planes right after the Y plane with strides derived from Y's.
-    pub fn frame_len(self, stride: usize, height: usize) -> usize {
+    /// Bytes a frame of `height` rows with first-plane `stride` occupies,
+    /// or `None` if that does not fit in a `usize` (stride and height come
+    /// from the driver: on 32-bit ARM their product can wrap). For the
+    /// planar formats V4L2 single-planar layouts put the chroma planes right
+    /// after the Y plane with strides derived from Y's.
+    pub fn frame_len(self, stride: usize, height: usize) -> Option<usize> {
+        let luma = stride.checked_mul(height)?;
         match self {
-            RawFormat::Yuyv => stride * height,
+            RawFormat::Yuyv => Some(luma),
             // NV12: the UV plane has Y's stride and half the rows.
-            RawFormat::Nv12 => stride * height + stride * (height / 2),
+            RawFormat::Nv12 => luma.checked_add(stride.checked_mul(height / 2)?),
             // YU12: U and V have half Y's stride and half the rows each.
-            RawFormat::Yu12 => stride * height + 2 * (stride / 2) * (height / 2),
+            RawFormat::Yu12 => {
+                luma.checked_add((stride / 2).checked_mul(height / 2)?.checked_mul(2)?)
+            }
         }
     }
 
@@ -124,7 +129,14 @@ impl RawImage<'_> {
             RawFormat::Yuyv | RawFormat::Nv12 => self.stride - min,
             RawFormat::Yu12 => (self.stride - min) / 2,
         };
-        let need = self.format.frame_len(self.stride, h as usize) - last_pad;
+        let need =
+            self.format
+                .frame_len(self.stride, h as usize)
+                .ok_or(EncodeError::BadStride {
+                    stride: self.stride,
+                    min,
+                })?
+                - last_pad;
         if self.data.len() < need {
             return Err(EncodeError::Short {
                 len: self.data.len(),
@@ -285,7 +297,7 @@ pub(crate) mod tests {
     /// Builds a frame of `format` with `pad` extra bytes per first-plane line.
     pub(crate) fn make(format: RawFormat, w: usize, h: usize, pad: usize) -> (Vec<u8>, usize) {
         let stride = w * format.bytes_per_pixel() + pad;
-        let mut data = vec![0xEEu8; format.frame_len(stride, h)];
+        let mut data = vec![0xEEu8; format.frame_len(stride, h).unwrap()];
         for y in 0..h {
             for x in 0..w {
                 let (yy, u, v) = smooth(x, y, w, h);
@@ -407,6 +419,17 @@ pub(crate) mod tests {
             encode_raw(&img(RawFormat::Nv12, 10, 10, 10), 80, None, &mut out),
             Err(EncodeError::Short { .. })
         ));
+        // A driver's stride whose product with the height does not fit a
+        // usize (32-bit ARM: 4 GiB) is refused, not wrapped into a small
+        // length that would pass the size check.
+        for format in [RawFormat::Yuyv, RawFormat::Nv12, RawFormat::Yu12] {
+            let huge = usize::MAX / 64;
+            assert_eq!(format.frame_len(huge, 4096), None);
+            assert!(matches!(
+                encode_raw(&img(format, 16, 4096, huge), 80, None, &mut out),
+                Err(EncodeError::BadStride { .. })
+            ));
+        }
         // Exactly enough is fine.
         let (d, stride) = make(RawFormat::Yu12, 8, 8, 0);
         let ok = RawImage {

@@ -5,6 +5,12 @@
 //! so a slow viewer skips frames (counted) and never holds back the camera or
 //! other viewers. Frames are `Bytes`, shared by every viewer without copies;
 //! at most one frame is pending per viewer.
+//!
+//! Anything a stranger can create, a stranger can exhaust: the hub knows at
+//! most `server.max_cameras` cameras, and forgets an offline camera nobody
+//! is waiting for after `server.forget_offline_after`. A new camera id
+//! beyond the cap takes the place of the longest-offline camera without
+//! viewers, or is refused when there is none.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,11 +18,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::sync::{oneshot, watch};
 
-use super::jpeg::Reject;
 use super::metrics::Histogram;
+use crate::wire::jpeg::JpegError;
 
 /// One validated frame as stored and fanned out.
 #[derive(Debug, Clone)]
@@ -28,6 +34,15 @@ pub struct Frame {
     pub index: u64,
     /// Capture time from the COM segment, µs since the Unix epoch.
     pub capture_us: Option<u64>,
+    /// When the relay received it, µs since the Unix epoch.
+    pub received_us: u64,
+}
+
+impl Frame {
+    /// The best capture time known: the camera's, else the receipt time.
+    pub fn taken_us(&self) -> u64 {
+        self.capture_us.unwrap_or(self.received_us)
+    }
 }
 
 /// Counters of one camera (monotonic, for `/metrics` and `/cameras`).
@@ -41,23 +56,27 @@ pub struct CameraCounters {
     pub viewer_skipped: AtomicU64,
     /// Frames missing from the camera's `seq` (dropped on the camera or link).
     pub seq_gaps: AtomicU64,
-    /// Rejected binary messages, by [`Reject`] index.
-    pub rejected: [AtomicU64; 6],
+    /// Rejected binary messages, by [`JpegError::index`].
+    pub rejected: [AtomicU64; JpegError::ALL.len()],
     /// Text messages that were not understood.
     pub bad_text: AtomicU64,
     /// Connections (first included).
     pub connects: AtomicU64,
+    /// Viewers closed because they took no bytes for the write timeout.
+    pub viewers_stalled: AtomicU64,
 }
 
 /// Mutable facts about a camera's current (or last) connection.
 #[derive(Debug, Default)]
 struct State {
     online: bool,
+    /// Since when the camera has been offline (None while online).
+    offline_since: Option<Instant>,
     generation: u64,
     kick: Option<oneshot::Sender<&'static str>>,
     connected_since: Option<SystemTime>,
-    hello: Option<Value>,
-    stats: Option<Value>,
+    hello: Option<Map<String, Value>>,
+    stats: Option<Map<String, Value>>,
     last_frame_at: Option<Instant>,
     last_seq: Option<u64>,
     paused: bool,
@@ -69,8 +88,8 @@ struct State {
     fps_in: f64,
 }
 
-/// A camera known to the relay (it stays known after disconnecting, so
-/// viewers can wait for it to come back).
+/// A camera known to the relay (it stays known for a while after
+/// disconnecting, so viewers can wait for it to come back).
 #[derive(Debug)]
 pub struct Camera {
     pub id: String,
@@ -81,9 +100,13 @@ pub struct Camera {
 }
 
 /// Relay-wide state shared by all handlers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Hub {
     cameras: Mutex<HashMap<String, Arc<Camera>>>,
+    /// Most cameras known at once.
+    max_cameras: usize,
+    /// An offline camera without viewers is forgotten after this.
+    forget_after: Duration,
     /// Capture → egress latency of frames sent to viewers.
     pub latency: Histogram,
     /// Camera connections refused before the upgrade (401/403).
@@ -92,6 +115,18 @@ pub struct Hub {
     pub replaced: AtomicU64,
     /// Cameras closed for sending only garbage.
     pub garbage_closed: AtomicU64,
+    /// Camera connections refused with 503: `max_cameras` known, all of
+    /// them online or watched.
+    pub refused_full: AtomicU64,
+    /// Offline cameras forgotten (timed out, or evicted for a new id).
+    pub forgotten: AtomicU64,
+}
+
+/// Why a camera connection cannot be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// `max_cameras` are known and none may be forgotten.
+    MaxCameras(usize),
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -100,6 +135,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// What an ingest connection holds while it is the camera's current one.
+/// Dropping it marks the camera offline (unless a newer connection took
+/// over), however the connection ends, even before its upgrade completes.
 pub struct Attached {
     pub camera: Arc<Camera>,
     pub generation: u64,
@@ -107,13 +144,35 @@ pub struct Attached {
     pub kicked: oneshot::Receiver<&'static str>,
 }
 
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.camera.detach(self.generation);
+    }
+}
+
 impl Hub {
-    /// A new, empty hub.
+    /// A new, empty hub with the default limits.
     pub fn new() -> Arc<Hub> {
-        Arc::new(Hub::default())
+        Hub::with_limits(256, Duration::from_secs(600))
     }
 
-    /// The camera `id`, if it ever connected.
+    /// A new, empty hub knowing at most `max_cameras`, forgetting offline
+    /// ones nobody watches after `forget_after`.
+    pub fn with_limits(max_cameras: usize, forget_after: Duration) -> Arc<Hub> {
+        Arc::new(Hub {
+            cameras: Mutex::new(HashMap::new()),
+            max_cameras: max_cameras.max(1),
+            forget_after,
+            latency: Histogram::default(),
+            auth_failures: AtomicU64::new(0),
+            replaced: AtomicU64::new(0),
+            garbage_closed: AtomicU64::new(0),
+            refused_full: AtomicU64::new(0),
+            forgotten: AtomicU64::new(0),
+        })
+    }
+
+    /// The camera `id`, if it is known.
     pub fn camera(&self, id: &str) -> Option<Arc<Camera>> {
         lock(&self.cameras).get(id).cloned()
     }
@@ -125,21 +184,66 @@ impl Hub {
         v
     }
 
+    /// How many cameras are known.
+    pub fn known(&self) -> usize {
+        lock(&self.cameras).len()
+    }
+
+    /// Registers a viewer of camera `id`, if it is known. Under the same
+    /// lock as forgetting, so a camera with a viewer is never forgotten.
+    pub fn watch(&self, id: &str) -> Option<(Arc<Camera>, ViewerGuard)> {
+        let map = lock(&self.cameras);
+        let cam = map.get(id)?.clone();
+        let guard = cam.add_viewer();
+        Some((cam, guard))
+    }
+
+    /// Forgets cameras offline for `forget_after` with nobody watching.
+    /// Returns how many.
+    pub fn sweep(&self, now: Instant) -> usize {
+        let mut map = lock(&self.cameras);
+        let before = map.len();
+        map.retain(|_, c| !c.forgettable(now, self.forget_after));
+        let n = before - map.len();
+        if n > 0 {
+            self.forgotten.fetch_add(n as u64, Ordering::Relaxed);
+            log::debug!("forgot {n} offline camera(s)");
+        }
+        n
+    }
+
     /// Makes a new connection the current one for `id`, kicking the previous
-    /// connection (if any) with a reason.
-    pub fn attach(&self, id: &str) -> Attached {
-        let camera = lock(&self.cameras)
-            .entry(id.to_string())
-            .or_insert_with(|| {
-                Arc::new(Camera {
-                    id: id.to_string(),
-                    frames: watch::channel(None).0,
-                    viewers: watch::channel(0).0,
-                    state: Mutex::new(State::default()),
-                    counters: CameraCounters::default(),
+    /// connection (if any) with a reason. A new id beyond `max_cameras`
+    /// takes the place of the longest-offline camera nobody watches, or is
+    /// refused when there is none.
+    pub fn attach(&self, id: &str) -> Result<Attached, Full> {
+        let camera = {
+            let mut map = lock(&self.cameras);
+            if !map.contains_key(id) && map.len() >= self.max_cameras {
+                let victim = map
+                    .values()
+                    .filter_map(|c| c.evictable_since().map(|t| (t, c.id.clone())))
+                    .min();
+                let Some((_, old)) = victim else {
+                    self.refused_full.fetch_add(1, Ordering::Relaxed);
+                    return Err(Full::MaxCameras(self.max_cameras));
+                };
+                map.remove(&old);
+                self.forgotten.fetch_add(1, Ordering::Relaxed);
+                log::info!("camera {id}: forgetting offline camera {old} to make room");
+            }
+            map.entry(id.to_string())
+                .or_insert_with(|| {
+                    Arc::new(Camera {
+                        id: id.to_string(),
+                        frames: watch::channel(None).0,
+                        viewers: watch::channel(0).0,
+                        state: Mutex::new(State::default()),
+                        counters: CameraCounters::default(),
+                    })
                 })
-            })
-            .clone();
+                .clone()
+        };
         let (tx, rx) = oneshot::channel();
         let generation = {
             let mut st = lock(&camera.state);
@@ -158,11 +262,11 @@ impl Hub {
             generation
         };
         camera.counters.connects.fetch_add(1, Ordering::Relaxed);
-        Attached {
+        Ok(Attached {
             camera,
             generation,
             kicked: rx,
-        }
+        })
     }
 }
 
@@ -176,8 +280,9 @@ impl Camera {
     /// Marks the connection `generation` gone, unless a newer one took over.
     pub fn detach(&self, generation: u64) {
         let mut st = lock(&self.state);
-        if st.generation == generation {
+        if st.generation == generation && st.online {
             st.online = false;
+            st.offline_since = Some(Instant::now());
             st.kick = None;
             st.paused = false;
         }
@@ -188,14 +293,30 @@ impl Camera {
         lock(&self.state).online
     }
 
+    /// Offline since when, if nobody watches it (a candidate for eviction).
+    fn evictable_since(&self) -> Option<Instant> {
+        if self.viewer_count() > 0 {
+            return None;
+        }
+        let st = lock(&self.state);
+        st.offline_since.filter(|_| !st.online)
+    }
+
+    /// Offline for `after` with nobody watching?
+    fn forgettable(&self, now: Instant, after: Duration) -> bool {
+        self.evictable_since()
+            .is_some_and(|t| now.saturating_duration_since(t) >= after)
+    }
+
     /// Stores a validated frame and wakes the viewers.
     pub fn publish(&self, jpeg: Bytes, seq: Option<u64>, capture_us: Option<u64>) -> Stored {
         let now = Instant::now();
         let len = jpeg.len() as u64;
         let gap = {
             let mut st = lock(&self.state);
+            // The seq comes from the network: no arithmetic that can wrap.
             let gap = match (st.last_seq, seq) {
-                (Some(last), Some(s)) if s > last + 1 => s - last - 1,
+                (Some(last), Some(s)) => s.checked_sub(last).map_or(0, |d| d.saturating_sub(1)),
                 _ => 0,
             };
             if seq.is_some() {
@@ -203,7 +324,7 @@ impl Camera {
             }
             st.last_frame_at = Some(now);
             let start = *st.window_start.get_or_insert(now);
-            st.window_frames += 1;
+            st.window_frames = st.window_frames.saturating_add(1);
             let el = now.duration_since(start).as_secs_f64();
             if el >= 1.0 {
                 st.fps_in = st.window_frames as f64 / el;
@@ -220,25 +341,31 @@ impl Camera {
             jpeg,
             index,
             capture_us,
+            received_us: crate::frame::now_us(),
         }));
         Stored { gap }
     }
 
     /// Counts a rejected binary message.
-    pub fn reject(&self, why: Reject) {
+    pub fn reject(&self, why: JpegError) {
         self.counters.rejected[why.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records the camera's `hello`.
-    pub fn set_hello(&self, v: Value) {
+    /// Records the camera's `hello` (already bounded by the parser).
+    pub fn set_hello(&self, v: Map<String, Value>) {
         let mut st = lock(&self.state);
-        st.width = v.get("width").and_then(Value::as_u64).map(|n| n as u32);
-        st.height = v.get("height").and_then(Value::as_u64).map(|n| n as u32);
+        let side = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+        };
+        st.width = side("width");
+        st.height = side("height");
         st.hello = Some(v);
     }
 
-    /// Records the camera's latest `stats`.
-    pub fn set_stats(&self, v: Value) {
+    /// Records the camera's latest `stats` (already bounded by the parser).
+    pub fn set_stats(&self, v: Map<String, Value>) {
         lock(&self.state).stats = Some(v);
     }
 
@@ -273,14 +400,14 @@ impl Camera {
     }
 
     /// Registers a viewer for as long as the guard lives.
-    pub fn add_viewer(self: &Arc<Self>) -> ViewerGuard {
+    fn add_viewer(self: &Arc<Self>) -> ViewerGuard {
         self.viewers.send_modify(|n| *n += 1);
         ViewerGuard {
             camera: self.clone(),
         }
     }
 
-    /// Accounts one frame sent to a viewer that last sent `prev_index`.
+    /// Accounts one frame written to a viewer that last got `prev_index`.
     pub fn sent(&self, hub: &Hub, frame: &Frame, prev_index: u64) {
         let c = &self.counters;
         c.frames_out.fetch_add(1, Ordering::Relaxed);
@@ -297,6 +424,13 @@ impl Camera {
         }
     }
 
+    /// Counts a viewer closed for taking no bytes.
+    pub fn viewer_stalled(&self) {
+        self.counters
+            .viewers_stalled
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The `/cameras` entry.
     pub fn describe(&self) -> Value {
         let st = lock(&self.state);
@@ -307,8 +441,8 @@ impl Camera {
         let age_ms = st.last_frame_at.map(|t| t.elapsed().as_millis() as u64);
         let c = &self.counters;
         let rejected: u64 = c.rejected.iter().map(|a| a.load(Ordering::Relaxed)).sum();
-        let hello = st.hello.clone().unwrap_or(Value::Null);
-        let stats = st.stats.clone().unwrap_or(Value::Null);
+        let hello = st.hello.clone().map_or(Value::Null, Value::Object);
+        let stats = st.stats.clone().map_or(Value::Null, Value::Object);
         json!({
             "id": self.id,
             "online": st.online,
@@ -331,6 +465,7 @@ impl Camera {
                 "rejected": rejected,
                 "viewer_skipped": c.viewer_skipped.load(Ordering::Relaxed),
             },
+            "viewers_stalled": c.viewers_stalled.load(Ordering::Relaxed),
             "camera_reconnects": stats.get("reconnects"),
             "stats": stats,
         })
@@ -338,6 +473,7 @@ impl Camera {
 }
 
 /// Decrements the camera's viewer count when dropped.
+#[derive(Debug)]
 pub struct ViewerGuard {
     camera: Arc<Camera>,
 }
@@ -354,10 +490,14 @@ impl Drop for ViewerGuard {
 mod tests {
     use super::*;
 
+    fn attach(hub: &Hub, id: &str) -> Attached {
+        hub.attach(id).ok().unwrap()
+    }
+
     #[test]
     fn publish_counts_gaps_and_viewers_see_the_newest() {
         let hub = Hub::new();
-        let a = hub.attach("cam");
+        let a = attach(&hub, "cam");
         let cam = a.camera.clone();
         let mut rx = cam.subscribe();
         for seq in [1, 2, 5] {
@@ -373,27 +513,92 @@ mod tests {
     }
 
     #[test]
+    fn hostile_seqs_do_not_overflow() {
+        let hub = Hub::new();
+        let a = attach(&hub, "cam");
+        let cam = a.camera.clone();
+        for seq in [u64::MAX, 0, u64::MAX - 1, u64::MAX, 3] {
+            cam.publish(Bytes::from_static(b"x"), Some(seq), None);
+        }
+        // Only forward jumps count: MAX-1 → MAX is no gap, 0 → MAX-1 is
+        // MAX-2 frames (a hostile camera's claim, counted without wrapping).
+        assert_eq!(cam.counters.seq_gaps.load(Ordering::Relaxed), u64::MAX - 2);
+    }
+
+    #[test]
     fn attach_kicks_the_previous_connection() {
         let hub = Hub::new();
-        let mut first = hub.attach("cam");
-        let second = hub.attach("cam");
+        let mut first = attach(&hub, "cam");
+        let second = attach(&hub, "cam");
         assert!(first.kicked.try_recv().unwrap().contains("replaced"));
-        // The old connection's detach must not take the new one offline.
-        first.camera.detach(first.generation);
-        assert!(second.camera.online());
-        second.camera.detach(second.generation);
-        assert!(!second.camera.online());
+        // The old connection's end must not take the new one offline.
+        let cam = second.camera.clone();
+        drop(first);
+        assert!(cam.online());
+        drop(second);
+        assert!(!cam.online());
     }
 
     #[test]
     fn viewer_guard_counts() {
         let hub = Hub::new();
-        let cam = hub.attach("cam").camera;
-        let g1 = cam.add_viewer();
-        let g2 = cam.add_viewer();
+        let a = attach(&hub, "cam");
+        let cam = a.camera.clone();
+        let (_, g1) = hub.watch("cam").unwrap();
+        let (_, g2) = hub.watch("cam").unwrap();
         assert_eq!(cam.viewer_count(), 2);
         drop(g1);
         drop(g2);
         assert_eq!(cam.viewer_count(), 0);
+        assert!(hub.watch("nope").is_none());
+    }
+
+    #[test]
+    fn offline_cameras_are_forgotten_unless_watched() {
+        let hub = Hub::with_limits(10, Duration::from_secs(600));
+        let a = attach(&hub, "gone");
+        let b = attach(&hub, "watched");
+        let c = attach(&hub, "online");
+        a.camera.detach(a.generation);
+        b.camera.detach(b.generation);
+        let (_, guard) = hub.watch("watched").unwrap();
+        let now = Instant::now();
+        assert_eq!(hub.sweep(now + Duration::from_secs(599)), 0);
+        assert_eq!(hub.sweep(now + Duration::from_secs(601)), 1);
+        assert!(hub.camera("gone").is_none());
+        assert!(hub.camera("watched").is_some(), "a viewer waits for it");
+        assert!(hub.camera("online").is_some());
+        drop(guard);
+        assert_eq!(hub.sweep(now + Duration::from_secs(601)), 1);
+        assert_eq!(hub.known(), 1);
+        assert_eq!(hub.forgotten.load(Ordering::Relaxed), 2);
+        drop(c);
+    }
+
+    #[test]
+    fn the_camera_cap_evicts_the_longest_offline_or_refuses() {
+        let hub = Hub::with_limits(3, Duration::from_secs(600));
+        let a = attach(&hub, "a");
+        let b = attach(&hub, "b");
+        let _c = attach(&hub, "c");
+        // All online: a fourth id is refused.
+        assert_eq!(hub.attach("d").err(), Some(Full::MaxCameras(3)));
+        assert_eq!(hub.refused_full.load(Ordering::Relaxed), 1);
+        // b goes offline first, then a: b is the longest offline.
+        b.camera.detach(b.generation);
+        std::thread::sleep(Duration::from_millis(5));
+        a.camera.detach(a.generation);
+        assert!(hub.attach("d").is_ok());
+        assert!(hub.camera("b").is_none(), "the longest-offline one went");
+        assert!(hub.camera("a").is_some());
+        // A known id is never refused, even at the cap.
+        assert!(hub.attach("a").is_ok());
+        // Thousands of one-shot ids: the map stays at the cap.
+        for i in 0..2000 {
+            if let Ok(x) = hub.attach(&format!("oneshot{i}")) {
+                x.camera.detach(x.generation);
+            }
+        }
+        assert!(hub.known() <= 3);
     }
 }

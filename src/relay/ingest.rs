@@ -2,7 +2,8 @@
 //! (the relay is the server). Every binary message is validated as one JPEG,
 //! acked with `0x0A`, and published; text messages carry hello, heartbeat and
 //! stats. The relay pauses a camera nobody watches and resumes it when a
-//! viewer arrives.
+//! viewer arrives. A camera silent for `server.camera_timeout` is closed; a
+//! frame over `server.max_frame_bytes` closes the link with 1009.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,22 +11,22 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
-use serde_json::Value;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::App;
-use super::hub::Attached;
-use super::jpeg;
-use crate::encode::com;
+use super::hub::{Attached, Camera};
+use super::rejects::RejectLog;
+use crate::wire::jpeg::{self, JpegError};
+use crate::wire::message::{CameraText, parse_camera_text};
+use crate::wire::{ACK, com};
 
 /// How long a write to a camera may take before the link counts as dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The ack byte of PROTOCOL.md.
-const ACK: &[u8] = &[0x0A];
 
 /// Close codes sent to cameras.
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_INVALID_DATA: u16 = 1007;
+const CLOSE_TOO_BIG: u16 = 1009;
 /// Application code: another connection took this camera id.
 const CLOSE_REPLACED: u16 = 4000;
 
@@ -35,13 +36,18 @@ enum Step {
     Gone,
 }
 
+/// Is this error from the WebSocket layer a message over its size limit?
+/// (axum wraps its own tungstenite's `Error::Capacity`, whose text is
+/// "Space limit exceeded: Message too long: N > M"; the test
+/// `an_oversized_frame_closes_with_1009` holds this to the real text.)
+fn too_big(e: &axum::Error) -> bool {
+    e.to_string().contains("Space limit exceeded")
+}
+
 /// Serves one camera connection until it ends, is replaced, or the relay stops.
-pub async fn run(app: Arc<App>, mut socket: WebSocket, id: String) {
-    let Attached {
-        camera,
-        generation,
-        mut kicked,
-    } = app.hub.attach(&id);
+pub async fn run(app: Arc<App>, mut socket: WebSocket, mut attached: Attached) {
+    let camera = attached.camera.clone();
+    let id = camera.id.clone();
     log::info!("camera {id} connected");
     let s = &app.settings;
     let mut viewers = camera.viewers_watch();
@@ -49,6 +55,10 @@ pub async fn run(app: Arc<App>, mut socket: WebSocket, id: String) {
     let mut paused = false;
     let mut idle_since = (camera.viewer_count() == 0).then(Instant::now);
     let mut rejects_in_row = 0u32;
+    let mut log = RejectLog::default();
+    // A deadline, not a timeout per wait: viewers coming and going must
+    // not postpone it.
+    let mut silent_until = Instant::now() + s.camera_timeout;
 
     let end = loop {
         let pause_at = match (s.pause_after, idle_since, paused) {
@@ -62,7 +72,7 @@ pub async fn run(app: Arc<App>, mut socket: WebSocket, id: String) {
             }
         };
         let step = tokio::select! {
-            why = &mut kicked => {
+            why = &mut attached.kicked => {
                 let why = why.unwrap_or("replaced");
                 Step::Close(CLOSE_REPLACED, why.to_string())
             }
@@ -90,38 +100,52 @@ pub async fn run(app: Arc<App>, mut socket: WebSocket, id: String) {
                 log::info!("camera {id}: no viewers, pausing");
                 send(&mut socket, Message::Text(r#"{"type":"pause"}"#.into())).await
             }
-            msg = timeout(s.camera_timeout, socket.recv()) => match msg {
-                Err(_) => Step::Close(
-                    CLOSE_GOING_AWAY,
-                    format!("nothing received for {} s", s.camera_timeout.as_secs()),
-                ),
-                Ok(None) => Step::Gone,
-                Ok(Some(Err(e))) => {
-                    log::warn!("camera {id}: {e}");
-                    Step::Gone
-                }
-                Ok(Some(Ok(Message::Binary(data)))) => {
-                    let step = on_binary(&app, &camera, &id, data, &mut rejects_in_row);
-                    match step {
-                        Step::Continue => send(&mut socket, Message::Binary(Bytes::from_static(ACK))).await,
-                        other => other,
+            _ = sleep_until(silent_until) => Step::Close(
+                CLOSE_GOING_AWAY,
+                format!("nothing received for {} s", s.camera_timeout.as_secs()),
+            ),
+            msg = socket.recv() => {
+                silent_until = Instant::now() + s.camera_timeout;
+                match msg {
+                    None => Step::Gone,
+                    Some(Err(e)) if too_big(&e) => {
+                        camera.reject(JpegError::TooLarge);
+                        Step::Close(
+                            CLOSE_TOO_BIG,
+                            format!("frame over server.max_frame_bytes ({} bytes)", s.max_frame_bytes),
+                        )
                     }
+                    Some(Err(e)) => {
+                        log::warn!("camera {id}: {e}");
+                        Step::Gone
+                    }
+                    Some(Ok(Message::Binary(data))) => {
+                        match on_binary(&app, &camera, data, &mut rejects_in_row, &mut log) {
+                            Step::Continue => {
+                                send(&mut socket, Message::Binary(Bytes::from_static(&[ACK]))).await
+                            }
+                            other => other,
+                        }
+                    }
+                    Some(Ok(Message::Text(t))) => {
+                        on_text(&camera, t.as_str(), &mut log);
+                        Step::Continue
+                    }
+                    Some(Ok(Message::Close(_))) => Step::Gone,
+                    Some(Ok(_)) => Step::Continue, // ping/pong: tungstenite answers pings
                 }
-                Ok(Some(Ok(Message::Text(t)))) => {
-                    on_text(&camera, &id, t.as_str());
-                    Step::Continue
-                }
-                Ok(Some(Ok(Message::Close(_)))) => Step::Gone,
-                Ok(Some(Ok(_))) => Step::Continue, // ping/pong: tungstenite answers pings
-            },
+            }
         };
         match step {
             Step::Continue => {}
             other => break other,
         }
     };
+    for (reason, n) in log.unlogged() {
+        log::warn!("camera {id}: {n} more message(s) rejected ({reason})");
+    }
     if let Step::Close(code, reason) = end {
-        log::info!("camera {id}: closing ({reason})");
+        log::info!("camera {id}: closing ({code} {reason})");
         let frame = CloseFrame {
             code,
             reason: reason.into(),
@@ -130,7 +154,8 @@ pub async fn run(app: Arc<App>, mut socket: WebSocket, id: String) {
     } else {
         log::info!("camera {id} disconnected");
     }
-    camera.detach(generation);
+    // Dropping `attached` detaches the camera (unless a newer connection
+    // took over).
 }
 
 async fn send(socket: &mut WebSocket, m: Message) -> Step {
@@ -143,13 +168,14 @@ async fn send(socket: &mut WebSocket, m: Message) -> Step {
 
 fn on_binary(
     app: &App,
-    camera: &super::hub::Camera,
-    id: &str,
+    camera: &Camera,
     data: Bytes,
     rejects_in_row: &mut u32,
+    log: &mut RejectLog,
 ) -> Step {
-    match jpeg::validate(&data, app.settings.max_frame_bytes) {
-        Ok(()) => {
+    let id = &camera.id;
+    match jpeg::check_frame(&data, app.settings.max_frame_bytes) {
+        Ok(_) => {
             *rejects_in_row = 0;
             let meta = com::parse(&data);
             let stored = camera.publish(data, meta.map(|m| m.seq), meta.map(|m| m.ts_us));
@@ -158,19 +184,32 @@ fn on_binary(
             }
             Step::Continue
         }
+        Err(JpegError::TooLarge) => {
+            camera.reject(JpegError::TooLarge);
+            Step::Close(
+                CLOSE_TOO_BIG,
+                format!(
+                    "frame of {} bytes is over server.max_frame_bytes ({})",
+                    data.len(),
+                    app.settings.max_frame_bytes
+                ),
+            )
+        }
         Err(why) => {
             camera.reject(why);
             *rejects_in_row += 1;
-            log::warn!(
-                "camera {id}: rejected a {}-byte message ({why})",
-                data.len()
-            );
+            if let Some(n) = log.note(why.as_str(), std::time::Instant::now()) {
+                log::warn!(
+                    "camera {id}: rejected {n} message(s): {why} (last one {} bytes)",
+                    data.len()
+                );
+            }
             let limit = app.settings.max_consecutive_rejects;
             if *rejects_in_row >= limit {
                 app.hub.garbage_closed.fetch_add(1, Ordering::Relaxed);
                 Step::Close(
                     CLOSE_INVALID_DATA,
-                    format!("{limit} invalid frames in a row (last: {why})"),
+                    format!("{limit} invalid frames in a row (last: {})", why.as_str()),
                 )
             } else {
                 Step::Continue
@@ -179,37 +218,38 @@ fn on_binary(
     }
 }
 
-fn on_text(camera: &super::hub::Camera, id: &str, text: &str) {
-    let v: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            camera.counters.bad_text.fetch_add(1, Ordering::Relaxed);
-            log::warn!("camera {id}: text message is not JSON ({e})");
-            return;
-        }
-    };
-    match v.get("type").and_then(Value::as_str) {
-        Some("hello") => {
-            if let Some(named) = v.get("camera").and_then(Value::as_str) {
+fn on_text(camera: &Camera, text: &str, log: &mut RejectLog) {
+    let id = &camera.id;
+    match parse_camera_text(text) {
+        Ok(CameraText::Hello(h)) => {
+            if let Some(named) = h.get("camera").and_then(|v| v.as_str()) {
                 if named != id {
                     log::warn!("camera {id}: hello names itself `{named}`; the URL's id wins");
                 }
             }
+            let field = |k: &str| h.get(k).map(|v| v.to_string()).unwrap_or_default();
             log::info!(
                 "camera {id}: hello {}x{} {} fps {} version {}",
-                v.get("width").unwrap_or(&Value::Null),
-                v.get("height").unwrap_or(&Value::Null),
-                v.get("fps").unwrap_or(&Value::Null),
-                v.get("format").unwrap_or(&Value::Null),
-                v.get("version").unwrap_or(&Value::Null),
+                field("width"),
+                field("height"),
+                field("fps"),
+                field("format"),
+                field("version"),
             );
-            camera.set_hello(v);
+            camera.set_hello(h);
         }
-        Some("heartbeat") => {}
-        Some("stats") => camera.set_stats(v),
-        other => {
+        Ok(CameraText::Heartbeat) => {}
+        Ok(CameraText::Stats(s)) => camera.set_stats(s),
+        Ok(CameraText::Settings(_)) => {}
+        Ok(CameraText::Other(t)) => {
             camera.counters.bad_text.fetch_add(1, Ordering::Relaxed);
-            log::debug!("camera {id}: ignoring message type {other:?}");
+            log::debug!("camera {id}: ignoring message type `{t}`");
+        }
+        Err(e) => {
+            camera.counters.bad_text.fetch_add(1, Ordering::Relaxed);
+            if let Some(n) = log.note(e.as_str(), std::time::Instant::now()) {
+                log::warn!("camera {id}: {n} text message(s) not understood: {e}");
+            }
         }
     }
 }

@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::hub::Hub;
-use super::jpeg::Reject;
+use crate::wire::jpeg::JpegError;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 12] = [
@@ -71,6 +71,13 @@ pub fn render(hub: &Hub) -> String {
     head(&mut o, "zerocam_cameras", "gauge", "Cameras connected now.");
     let online = cams.iter().filter(|c| c.online()).count();
     let _ = writeln!(o, "zerocam_cameras {online}");
+    head(
+        &mut o,
+        "zerocam_cameras_known",
+        "gauge",
+        "Cameras the relay keeps track of, online or offline (at most server.max_cameras).",
+    );
+    let _ = writeln!(o, "zerocam_cameras_known {}", cams.len());
 
     head(
         &mut o,
@@ -103,7 +110,7 @@ pub fn render(hub: &Hub) -> String {
     }
 
     type Get = fn(&super::hub::CameraCounters) -> &AtomicU64;
-    let per_camera: [(&str, &str, Get); 5] = [
+    let per_camera: [(&str, &str, Get); 6] = [
         (
             "zerocam_frames_in_total",
             "Valid frames received from cameras.",
@@ -127,6 +134,11 @@ pub fn render(hub: &Hub) -> String {
             "Camera connections accepted.",
             |c| &c.connects,
         ),
+        (
+            "zerocam_viewers_stalled_total",
+            "Viewers closed because they took no bytes for server.viewer_write_timeout.",
+            |c| &c.viewers_stalled,
+        ),
     ];
     for (name, help, get) in per_camera {
         head(&mut o, name, "counter", help);
@@ -144,7 +156,7 @@ pub fn render(hub: &Hub) -> String {
         &mut o,
         "zerocam_drops_total",
         "counter",
-        "Frames lost, by reason: camera_seq_gap (missing from the camera's seq), viewer_skipped (a slow viewer got a newer frame instead), rejected (not a valid JPEG).",
+        "Frames lost, by reason: camera_seq_gap (missing from the camera's seq), viewer_skipped (a slow viewer got a newer frame instead), rejected (not a valid JPEG, or too large).",
     );
     for c in &cams {
         let k = &c.counters;
@@ -169,7 +181,7 @@ pub fn render(hub: &Hub) -> String {
         "Binary messages from cameras refused as not one valid JPEG, by reason.",
     );
     for c in &cams {
-        for r in Reject::ALL {
+        for r in JpegError::ALL {
             let _ = writeln!(
                 o,
                 "zerocam_rejected_frames_total{{camera=\"{}\",reason=\"{}\"}} {}",
@@ -205,6 +217,28 @@ pub fn render(hub: &Hub) -> String {
         o,
         "zerocam_auth_failures_total {}",
         load(&hub.auth_failures)
+    );
+    head(
+        &mut o,
+        "zerocam_camera_refused_total",
+        "counter",
+        "Camera connections refused with 503, by reason (max_cameras: the relay knows server.max_cameras cameras, all online or watched).",
+    );
+    let _ = writeln!(
+        o,
+        "zerocam_camera_refused_total{{reason=\"max_cameras\"}} {}",
+        load(&hub.refused_full)
+    );
+    head(
+        &mut o,
+        "zerocam_cameras_forgotten_total",
+        "counter",
+        "Offline cameras forgotten (after server.forget_offline_after, or to make room for a new id).",
+    );
+    let _ = writeln!(
+        o,
+        "zerocam_cameras_forgotten_total {}",
+        load(&hub.forgotten)
     );
     head(
         &mut o,

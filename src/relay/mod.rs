@@ -4,10 +4,11 @@
 //! the binary stays blocking and does not use any of this.
 
 pub mod auth;
+pub mod conn;
 pub mod hub;
 pub mod ingest;
-pub mod jpeg;
 pub mod metrics;
+pub mod rejects;
 pub mod routes;
 pub mod settings;
 
@@ -75,14 +76,17 @@ pub async fn serve(
     if settings.camera_auth.is_open() {
         log::warn!("no camera tokens configured: any client may stream as any camera id");
     }
+    let write_timeout = settings.viewer_write_timeout;
     let app = Arc::new(App {
-        hub: hub::Hub::new(),
+        hub: hub::Hub::with_limits(settings.max_cameras, settings.forget_offline_after),
         settings,
         shutdown: rx,
         live_sockets: watch::channel(0).0,
     });
+    let sweeper = tokio::spawn(sweep(app.hub.clone(), app.settings.forget_offline_after));
     let mut live = app.live_sockets.subscribe();
-    let router = routes::router(app);
+    let router = routes::router(app).into_make_service_with_connect_info::<conn::ConnHandle>();
+    let listener = conn::RelayListener::new(listener, write_timeout);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         stop.await;
@@ -107,8 +111,21 @@ pub async fn serve(
             Ok(())
         }
     };
+    sweeper.abort();
     drop(tx);
     result
+}
+
+/// Forgets offline cameras nobody watches, a few times per
+/// `forget_after` (at least every minute).
+async fn sweep(hub: Arc<hub::Hub>, forget_after: Duration) {
+    let every = (forget_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        hub.sweep(std::time::Instant::now());
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

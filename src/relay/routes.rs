@@ -1,4 +1,11 @@
 //! The HTTP routes: camera ingest, viewer streams, snapshots, JSON, metrics.
+//!
+//! Every viewer route gets the newest frame, never a queue: a WebSocket or
+//! MJPEG viewer has at most one frame in flight, and a frame counts as sent
+//! once the connection has written it ([`ConnInfo::written_at_least`]), not
+//! when it is handed to hyper. A viewer that takes no bytes for
+//! `server.viewer_write_timeout` is closed by its connection ([`super::conn`])
+//! and counted.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,7 +15,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,21 +25,18 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 
 use super::App;
-use super::hub::{Camera, Frame, ViewerGuard};
+use super::conn::ConnHandle;
+use super::hub::{Camera, Frame, Full, ViewerGuard};
 use super::{auth, ingest, metrics};
 use crate::config::check_id;
+use crate::wire::MAX_CONTROL_MESSAGE;
 
 /// The viewer page (static; it reads everything else from the JSON routes).
 const PAGE: &str = include_str!("page.html");
 /// The MJPEG part boundary.
 const BOUNDARY: &str = "zerocamframe";
-/// A viewer whose socket accepts nothing for this long is dropped.
-const VIEWER_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a snapshot of a paused camera waits for a fresh frame.
-const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
-/// Slack above the frame limit before the WebSocket layer itself refuses a
-/// message; up to it, oversize frames are counted as `too_large` rejects.
-const WS_SLACK: usize = 1 << 20;
+/// What a viewer may send (it has nothing to say but close and pong).
+const VIEWER_READ_BUFFER: usize = 4096;
 
 /// Builds the router.
 pub fn router(app: Arc<App>) -> Router {
@@ -70,21 +74,22 @@ fn denied(app: &App, d: auth::Denied) -> Response {
     r
 }
 
-/// Viewer auth, then the camera (404 when it never connected).
+/// Viewer auth, then the camera (404 when unknown), registered as watched
+/// for as long as the guard lives.
 fn viewer_camera(
     app: &App,
     uri: &Uri,
     headers: &HeaderMap,
     id: &str,
-) -> Result<Arc<Camera>, Box<Response>> {
+) -> Result<(Arc<Camera>, ViewerGuard), Box<Response>> {
     app.settings
         .viewer_auth
         .check(uri, headers)
         .map_err(|d| Box::new(denied(app, d)))?;
-    app.hub.camera(id).ok_or_else(|| {
+    app.hub.watch(id).ok_or_else(|| {
         Box::new(plain(
             StatusCode::NOT_FOUND,
-            format!("camera `{id}` is unknown (it has not connected to this relay)"),
+            format!("camera `{id}` is unknown (it is not connected to this relay)"),
         ))
     })
 }
@@ -126,13 +131,52 @@ async fn metrics_text(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 IMF-fixdate) for Unix seconds.
+pub fn http_date(unix_secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = unix_secs / 86_400;
+    let secs = unix_secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// `X-Timestamp` (capture time, seconds with microseconds, as µStreamer
+/// sends it) and `Last-Modified` for a frame.
+fn frame_times(f: &Frame) -> (String, String) {
+    let us = f.taken_us();
+    (
+        format!("{}.{:06}", us / 1_000_000, us % 1_000_000),
+        http_date(us / 1_000_000),
+    )
+}
+
 async fn snapshot(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let camera = match viewer_camera(&app, &uri, &headers, &id) {
+    // Registered as a viewer while it waits: a paused camera resumes.
+    let (camera, _guard) = match viewer_camera(&app, &uri, &headers, &id) {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -142,28 +186,42 @@ async fn snapshot(
             format!("camera `{id}` is offline (not connected to this relay now)"),
         );
     }
-    let mut frame = camera.latest();
-    if camera.paused() || frame.is_none() {
-        // Count as a viewer for a moment so a paused camera resumes, and
-        // hand out a fresh frame rather than the one from before the pause.
-        let _guard = camera.add_viewer();
-        let mut rx = camera.subscribe();
-        rx.borrow_and_update();
-        if let Ok(Ok(())) = timeout(SNAPSHOT_WAIT, rx.changed()).await {
-            frame = rx.borrow().clone();
+    let mut rx = camera.subscribe();
+    let latest = rx.borrow_and_update().clone();
+    // A streaming camera's latest frame is current. A paused camera's is
+    // from before the pause: wait for one captured after this request.
+    let frame = match latest {
+        Some(f) if !camera.paused() => Some(f),
+        _ => {
+            let after = latest.as_ref().map_or(0, |f| f.index);
+            let fresh = timeout(
+                app.settings.snapshot_wait,
+                rx.wait_for(|f| f.as_ref().is_some_and(|f| f.index > after)),
+            )
+            .await;
+            match fresh {
+                Ok(Ok(f)) => f.clone(),
+                _ => None,
+            }
         }
-    }
+    };
     let Some(frame) = frame else {
         return plain(
-            StatusCode::NOT_FOUND,
-            format!("camera `{id}` is connected but has sent no frame yet"),
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "camera `{id}` sent no fresh frame within {:.0} s (server.snapshot_wait): it is paused, starting or stalled",
+                app.settings.snapshot_wait.as_secs_f64()
+            ),
         );
     };
     camera.sent(&app.hub, &frame, 0);
+    let (ts, modified) = frame_times(&frame);
     (
         [
-            (header::CONTENT_TYPE, "image/jpeg"),
-            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_TYPE, "image/jpeg".to_string()),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (header::LAST_MODIFIED, modified),
+            (header::HeaderName::from_static("x-timestamp"), ts),
         ],
         frame.jpeg,
     )
@@ -172,28 +230,38 @@ async fn snapshot(
 
 async fn viewer_ws(
     State(app): State<Arc<App>>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let camera = match viewer_camera(&app, &uri, &headers, &id) {
+    let (camera, guard) = match viewer_camera(&app, &uri, &headers, &id) {
         Ok(c) => c,
         Err(r) => return *r,
     };
     match ws {
+        // Viewers send nearly nothing: a small read buffer (tungstenite
+        // zero-fills it on every read) and a small message limit.
         Ok(ws) => ws
-            .max_message_size(64 << 10)
+            .read_buffer_size(VIEWER_READ_BUFFER)
+            .max_message_size(VIEWER_READ_BUFFER)
+            .max_frame_size(VIEWER_READ_BUFFER)
             .on_upgrade(move |socket| async move {
                 let _live = app.live_socket();
-                viewer_loop(app, camera, socket).await
+                viewer_loop(app, camera, guard, conn, socket).await
             }),
         Err(e) => e.into_response(),
     }
 }
 
-async fn viewer_loop(app: Arc<App>, camera: Arc<Camera>, mut socket: WebSocket) {
-    let _guard = camera.add_viewer();
+async fn viewer_loop(
+    app: Arc<App>,
+    camera: Arc<Camera>,
+    _guard: ViewerGuard,
+    conn: ConnHandle,
+    mut socket: WebSocket,
+) {
     let mut rx = camera.subscribe();
     rx.mark_changed();
     let mut shutdown = app.shutdown.clone();
@@ -208,13 +276,14 @@ async fn viewer_loop(app: Arc<App>, camera: Arc<Camera>, mut socket: WebSocket) 
                 if frame.index == last {
                     continue;
                 }
-                match timeout(VIEWER_WRITE_TIMEOUT, socket.send(Message::Binary(frame.jpeg.clone()))).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => break,
-                    Err(_) => {
-                        log::info!("viewer of {}: stalled for {} s, dropping it", camera.id, VIEWER_WRITE_TIMEOUT.as_secs());
-                        break;
+                // The send completes once the connection has written the
+                // frame (or fails when it stalls past the write timeout).
+                if socket.send(Message::Binary(frame.jpeg.clone())).await.is_err() {
+                    if conn.0.timed_out() {
+                        camera.viewer_stalled();
+                        log::info!("viewer of {}: took nothing for {:.1} s, closed", camera.id, app.settings.viewer_write_timeout.as_secs_f64());
                     }
+                    break;
                 }
                 camera.sent(&app.hub, &frame, last);
                 last = frame.index;
@@ -237,11 +306,44 @@ struct MjpegState {
     camera: Arc<Camera>,
     rx: watch::Receiver<Option<Frame>>,
     shutdown: watch::Receiver<bool>,
+    conn: ConnHandle,
+    /// Bytes the connection had written when the stream started.
+    base: Option<u64>,
+    /// Body bytes handed to hyper so far.
+    produced: u64,
+    /// The part handed over last, counted once it is written.
+    in_flight: Option<Frame>,
     last: u64,
     _guard: ViewerGuard,
 }
 
+impl Drop for MjpegState {
+    fn drop(&mut self) {
+        if self.conn.0.timed_out() {
+            self.camera.viewer_stalled();
+            log::info!(
+                "MJPEG viewer of {}: took nothing for {:.1} s, closed",
+                self.camera.id,
+                self.app.settings.viewer_write_timeout.as_secs_f64()
+            );
+        }
+    }
+}
+
 async fn next_part(mut st: MjpegState) -> Option<([Bytes; 3], MjpegState)> {
+    let base = *st.base.get_or_insert_with(|| st.conn.0.written());
+    // The previous part counts as sent only once the socket has taken it:
+    // until then no newer frame is handed over, so a slow viewer holds one
+    // part, not a queue of them.
+    if let Some(prev) = st.in_flight.take() {
+        let written = st.conn.0.written_at_least(base + st.produced);
+        tokio::select! {
+            _ = written => {}
+            _ = st.shutdown.changed() => return None,
+        }
+        st.camera.sent(&st.app.hub, &prev, st.last);
+        st.last = prev.index;
+    }
     loop {
         tokio::select! {
             changed = st.rx.changed() => changed.ok()?,
@@ -253,26 +355,30 @@ async fn next_part(mut st: MjpegState) -> Option<([Bytes; 3], MjpegState)> {
         if frame.index == st.last {
             continue;
         }
+        let (ts, modified) = frame_times(&frame);
         let head = format!(
-            "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+            "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {ts}\r\nLast-Modified: {modified}\r\n\r\n",
             frame.jpeg.len()
         );
-        st.camera.sent(&st.app.hub, &frame, st.last);
-        st.last = frame.index;
-        return Some((
-            [Bytes::from(head), frame.jpeg, Bytes::from_static(b"\r\n")],
-            st,
-        ));
+        st.produced += (head.len() + frame.jpeg.len() + 2) as u64;
+        let part = [
+            Bytes::from(head),
+            frame.jpeg.clone(),
+            Bytes::from_static(b"\r\n"),
+        ];
+        st.in_flight = Some(frame);
+        return Some((part, st));
     }
 }
 
 async fn mjpeg(
     State(app): State<Arc<App>>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let camera = match viewer_camera(&app, &uri, &headers, &id) {
+    let (camera, guard) = match viewer_camera(&app, &uri, &headers, &id) {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -280,15 +386,18 @@ async fn mjpeg(
     rx.mark_changed();
     let st = MjpegState {
         shutdown: app.shutdown.clone(),
-        _guard: camera.add_viewer(),
+        _guard: guard,
         app,
         camera,
         rx,
+        conn,
+        base: None,
+        produced: 0,
+        in_flight: None,
         last: 0,
     };
     // Each part is three chunks (header, the shared JPEG, CRLF): no copy of
-    // the image per viewer. The stream is only polled when the socket has
-    // room, so a slow client simply gets the newest frame next.
+    // the image per viewer.
     let parts = futures_util::stream::unfold(st, next_part)
         .flat_map(|p| futures_util::stream::iter(p.map(Ok::<Bytes, Infallible>)));
     (
@@ -341,11 +450,40 @@ async fn ingest_ws(
         Ok(ws) => ws,
         Err(e) => return e.into_response(),
     };
-    let limit = app.settings.max_frame_bytes + WS_SLACK;
+    let attached = match app.hub.attach(&id) {
+        Ok(a) => a,
+        Err(Full::MaxCameras(n)) => {
+            log::warn!(
+                "camera {id}: refused with 503: {n} cameras known (server.max_cameras), all online or watched"
+            );
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "this relay already has {n} cameras (server.max_cameras), all online or watched"
+                ),
+            );
+        }
+    };
+    // One frame may be up to max_frame_bytes; anything bigger is refused
+    // by the WebSocket layer and closed with 1009.
+    let limit = app.settings.max_frame_bytes.max(MAX_CONTROL_MESSAGE);
     ws.max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
             let _live = app.live_socket();
-            ingest::run(app, socket, id).await
+            ingest::run(app, socket, attached).await
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(http_date(1_798_761_599), "Thu, 31 Dec 2026 23:59:59 GMT");
+    }
 }

@@ -37,6 +37,14 @@ pub struct ServerSection {
     pub max_consecutive_rejects: Option<u32>,
     /// Seconds of silence from a camera after which it is disconnected.
     pub camera_timeout: Option<f64>,
+    /// Seconds after which an offline camera nobody waits for is forgotten.
+    pub forget_offline_after: Option<f64>,
+    /// Most cameras the relay keeps track of (online or offline).
+    pub max_cameras: Option<u32>,
+    /// Seconds a viewer (or any peer) may take no bytes before it is closed.
+    pub viewer_write_timeout: Option<f64>,
+    /// Seconds a snapshot of a paused camera waits for a fresh frame.
+    pub snapshot_wait: Option<f64>,
     /// Per-camera settings, keyed by camera id.
     pub cameras: Option<BTreeMap<String, CameraSection>>,
     /// Viewer auth; absent means open.
@@ -80,6 +88,10 @@ pub struct Settings {
     pub pause_after: Option<Duration>,
     pub max_consecutive_rejects: u32,
     pub camera_timeout: Duration,
+    pub forget_offline_after: Duration,
+    pub max_cameras: usize,
+    pub viewer_write_timeout: Duration,
+    pub snapshot_wait: Duration,
 }
 
 impl Default for Settings {
@@ -92,6 +104,10 @@ impl Default for Settings {
             pause_after: Some(Duration::from_secs(10)),
             max_consecutive_rejects: 10,
             camera_timeout: Duration::from_secs(90),
+            forget_offline_after: Duration::from_secs(600),
+            max_cameras: 256,
+            viewer_write_timeout: Duration::from_secs(10),
+            snapshot_wait: Duration::from_secs(5),
         }
     }
 }
@@ -197,6 +213,31 @@ impl Settings {
             1.0,
             86400.0,
         )?;
+        let forget_offline_after = seconds(
+            "server.forget_offline_after",
+            s.forget_offline_after.unwrap_or(600.0),
+            1.0,
+            30.0 * 86400.0,
+        )?;
+        let max_cameras = s.max_cameras.unwrap_or(256);
+        if !(1..=100_000).contains(&max_cameras) {
+            return Err(ConfigError::new(
+                "server.max_cameras",
+                format!("{max_cameras} is out of range (1..=100000)"),
+            ));
+        }
+        let viewer_write_timeout = seconds(
+            "server.viewer_write_timeout",
+            s.viewer_write_timeout.unwrap_or(10.0),
+            0.1,
+            3600.0,
+        )?;
+        let snapshot_wait = seconds(
+            "server.snapshot_wait",
+            s.snapshot_wait.unwrap_or(5.0),
+            0.1,
+            600.0,
+        )?;
         Ok(Settings {
             listen,
             camera_auth: CameraAuth {
@@ -212,6 +253,10 @@ impl Settings {
             pause_after,
             max_consecutive_rejects,
             camera_timeout,
+            forget_offline_after,
+            max_cameras: max_cameras as usize,
+            viewer_write_timeout,
+            snapshot_wait,
         })
     }
 }
@@ -232,6 +277,10 @@ mod tests {
         assert_eq!(s.max_frame_bytes, 4 << 20);
         assert_eq!(s.pause_after, Some(Duration::from_secs(10)));
         assert!(s.camera_auth.is_open() && s.viewer_auth.is_open());
+        assert_eq!(s.forget_offline_after, Duration::from_secs(600));
+        assert_eq!(s.max_cameras, 256);
+        assert_eq!(s.viewer_write_timeout, Duration::from_secs(10));
+        assert_eq!(s.snapshot_wait, Duration::from_secs(5));
     }
 
     #[test]
@@ -264,5 +313,13 @@ mod tests {
         assert_eq!(e.key, "server.secret_file");
         let e = build("[server.viewers]\nbasic = [\"nocolon\"]\n").unwrap_err();
         assert_eq!(e.key, "server.viewers.basic");
+        let e = build("[server]\nmax_cameras = 0\n").unwrap_err();
+        assert_eq!(e.key, "server.max_cameras");
+        let e = build("[server]\nviewer_write_timeout = 0\n").unwrap_err();
+        assert_eq!(e.key, "server.viewer_write_timeout");
+        let e = build("[server]\nforget_offline_after = -1\n").unwrap_err();
+        assert_eq!(e.key, "server.forget_offline_after");
+        let e = build("[server]\nsnapshot_wait = 1000\n").unwrap_err();
+        assert_eq!(e.key, "server.snapshot_wait");
     }
 }

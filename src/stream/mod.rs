@@ -2,21 +2,25 @@
 //! latest-frame slot to a relay over a reconnecting WebSocket.
 //!
 //! The wire dialects are pure state machines behind [`Dialect`]: messages and
-//! timer ticks in, [`Action`]s out. [`session`] owns all the I/O (TCP, TLS,
-//! WebSocket, poll) and is shared by both dialects.
+//! timer ticks in, [`Action`]s out. Flow control ([`flow`]) and the stats
+//! ([`stats`]) are pure too. [`session`] and [`connect`] own all the I/O
+//! (TCP, TLS, WebSocket, poll) and are shared by both dialects.
 
 pub mod backoff;
-pub mod message;
+pub mod connect;
+pub mod flow;
 pub mod phoenix;
 pub mod raw;
 pub mod session;
+pub mod stats;
 
 use std::time::Instant;
 
 use serde_json::{Map, Value};
 use tungstenite::Message;
 
-pub use message::{Command, Hello};
+pub use crate::wire::message::{Command, Hello};
+pub use flow::AckOf;
 
 /// What a dialect asks the session to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,8 +29,8 @@ pub enum Action {
     Send(Message),
     /// Apply a command from the relay.
     Command(Command),
-    /// The relay acknowledged one frame.
-    Ack,
+    /// The relay acknowledged frames.
+    Ack(AckOf),
     /// The link is dead or unusable: close it and reconnect with backoff.
     Reconnect(String),
 }
@@ -39,8 +43,9 @@ pub trait Dialect: Send {
     fn on_open(&mut self, now: Instant, hello: &Hello) -> Vec<Action>;
     /// May frames be sent now? (Phoenix: only once the join is `ok`.)
     fn ready(&self) -> bool;
-    /// Wraps one JPEG as the message that carries it.
-    fn frame(&mut self, jpeg: Vec<u8>) -> Message;
+    /// Wraps one JPEG as the message that carries it, with the tag its ack
+    /// will name, if the dialect's acks name frames.
+    fn frame(&mut self, jpeg: Vec<u8>) -> (Message, Option<u64>);
     /// Wraps the stats fields as a message, if the dialect sends stats now.
     fn stats(&mut self, fields: Map<String, Value>) -> Option<Message>;
     /// A text message from the relay.

@@ -7,11 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 use tungstenite::Message;
 
-use super::message::{self, CommandError, Hello};
-use super::{Action, Dialect, with_query};
-
-/// The ack a relay may send for each frame.
-pub const ACK: u8 = 0x0A;
+use super::{AckOf, Action, Dialect, with_query};
+use crate::wire::ACK;
+use crate::wire::message::{self, CommandError, Hello};
 
 /// State of one raw-dialect connection.
 #[derive(Debug)]
@@ -50,8 +48,9 @@ impl Dialect for Raw {
         true
     }
 
-    fn frame(&mut self, jpeg: Vec<u8>) -> Message {
-        Message::binary(jpeg)
+    fn frame(&mut self, jpeg: Vec<u8>) -> (Message, Option<u64>) {
+        // 0x0A acks name no frame: each acks the oldest in flight.
+        (Message::binary(jpeg), None)
     }
 
     fn stats(&mut self, fields: Map<String, Value>) -> Option<Message> {
@@ -77,7 +76,7 @@ impl Dialect for Raw {
 
     fn on_binary(&mut self, data: &[u8], _now: Instant) -> Vec<Action> {
         if data == [ACK] {
-            vec![Action::Ack]
+            vec![Action::Ack(AckOf::Oldest)]
         } else {
             log::debug!("ignoring {}-byte binary message from the relay", data.len());
             vec![]
@@ -167,7 +166,7 @@ mod tests {
         assert!(r.on_text(r#"{"type":"set","fps":1000}"#, now).is_empty());
         assert!(r.on_text(r#"{"type":"future-thing"}"#, now).is_empty());
         assert!(r.on_text("\u{0}garbage", now).is_empty());
-        assert_eq!(r.on_binary(&[ACK], now), vec![Action::Ack]);
+        assert_eq!(r.on_binary(&[ACK], now), vec![Action::Ack(AckOf::Oldest)]);
         assert!(r.on_binary(&[ACK, ACK], now).is_empty());
         assert!(r.on_binary(&[], now).is_empty());
     }
@@ -175,7 +174,8 @@ mod tests {
     #[test]
     fn frames_are_single_binary_messages() {
         let mut r = Raw::new("ws://h/", None, Duration::from_secs(1));
-        let m = r.frame(vec![0xFF, 0xD8, 0xFF, 0xD9]);
+        let (m, tag) = r.frame(vec![0xFF, 0xD8, 0xFF, 0xD9]);
         assert_eq!(m, Message::binary(vec![0xFF, 0xD8, 0xFF, 0xD9]));
+        assert_eq!(tag, None);
     }
 }

@@ -470,8 +470,8 @@ impl Drop for Zerocam {
 }
 
 /// `zerocam seq=… ts=…` from a frame.
-pub fn meta(jpeg: &[u8]) -> zerocam::encode::com::FrameMeta {
-    zerocam::encode::com::parse(jpeg).expect("frame carries the zerocam COM segment")
+pub fn meta(jpeg: &[u8]) -> zerocam::wire::com::FrameMeta {
+    zerocam::wire::com::parse(jpeg).expect("frame carries the zerocam COM segment")
 }
 
 /// Decodes a JPEG fully; returns (width, height).

@@ -11,11 +11,13 @@
 //!   when the next one is due, the link is dead: [`Action::Reconnect`].
 //! - Frames are kind-0 binary pushes, event `"frame"`, with a fresh ref each.
 //! - Acks: a Phoenix channel that answers a frame (`{:reply, :ok, socket}`)
-//!   sends a `phx_reply` carrying that frame's ref; any reply to a frame ref
-//!   becomes [`Action::Ack`] (a non-`ok` status is also logged), so the
-//!   in-flight window works as with the raw dialect's `0x0A`. Channels that
-//!   answer `{:noreply, socket}` simply never ack, and the window stays off.
-//!   When a join is lost, frames still unanswered are released as acks.
+//!   sends a `phx_reply` carrying that frame's ref. Every reply to a push
+//!   becomes [`Action::Ack`] naming that ref (a non-`ok` status is also
+//!   logged); the session's flow control knows which refs are frames in
+//!   flight, so the in-flight window works as with the raw dialect's `0x0A`
+//!   and starts, as there, with the first ack. Channels that answer
+//!   `{:noreply, socket}` never ack, and the window stays off. When a join
+//!   is lost, frames still unanswered never will be: [`AckOf::All`].
 //! - Commands `pause`, `resume`, `set` come as the event of a push or
 //!   broadcast on our topic, in JSON text or binary (the payload then is JSON
 //!   bytes), or as a reply's response in the raw dialect's shape
@@ -23,17 +25,16 @@
 
 pub mod serializer;
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use tungstenite::Message;
 
 use self::serializer::{Msg, Payload, REPLY_EVENT};
-use super::message::{self, CommandError, Hello};
 use super::raw::clip;
-use super::{Action, Dialect, with_query};
+use super::{AckOf, Action, Dialect, with_query};
 use crate::config::RelayConfig;
+use crate::wire::message::{self, CommandError, Hello};
 
 /// phoenix.js's rejoin ladder (`rejoinAfterMs`), then [`REJOIN_MAX`].
 pub const REJOIN_LADDER: [Duration; 3] = [
@@ -47,9 +48,6 @@ pub const REJOIN_MAX: Duration = Duration::from_secs(10);
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The topic of socket-level messages (heartbeats).
 const SOCKET_TOPIC: &str = "phoenix";
-/// Frame refs remembered for acks; a channel that never replies to frames
-/// must not make this grow, so the oldest are forgotten.
-const MAX_FRAME_REFS: usize = 256;
 
 /// The rejoin delay after `tries` failed joins (1-based, like phoenix.js).
 pub fn rejoin_after(tries: u32) -> Duration {
@@ -88,10 +86,6 @@ pub struct Phoenix {
     join_payload: Value,
     next_heartbeat: Instant,
     pending_heartbeat: Option<u64>,
-    /// Refs of frames sent on this connection, oldest first.
-    frame_refs: VecDeque<u64>,
-    /// Has the channel ever replied to a frame (so the session counts acks)?
-    acks_seen: bool,
 }
 
 impl Phoenix {
@@ -118,8 +112,6 @@ impl Phoenix {
             join_payload: Value::Object(Map::new()),
             next_heartbeat: Instant::now() + heartbeat,
             pending_heartbeat: None,
-            frame_refs: VecDeque::new(),
-            acks_seen: false,
         }
     }
 
@@ -175,17 +167,17 @@ impl Phoenix {
     }
 
     /// Moves to waiting for a rejoin on the ladder. Frames of the lost join
-    /// will never be answered: if the channel acks frames, they are released
-    /// as acks so the in-flight window does not stall the rejoined channel.
+    /// will never be answered: they are released so the in-flight window
+    /// does not stall the rejoined channel.
     fn schedule_rejoin(&mut self, now: Instant) -> Vec<Action> {
+        let was_joined = matches!(self.join, Join::Joined { .. });
         self.tries = self.tries.saturating_add(1);
         let after = rejoin_after(self.tries);
         log::info!("rejoining {} in {:?}", self.topic, after);
         self.join = Join::Waiting { at: now + after };
-        let lost = self.frame_refs.len();
-        self.frame_refs.clear();
-        if self.acks_seen {
-            vec![Action::Ack; lost]
+        // Frames go out only while joined.
+        if was_joined {
+            vec![Action::Ack(AckOf::All)]
         } else {
             vec![]
         }
@@ -278,15 +270,11 @@ impl Phoenix {
             return vec![];
         }
         let mut out = vec![];
-        if let Some(r) = ref_
-            && let Some(i) = self.frame_refs.iter().position(|&f| f == r)
-        {
-            self.frame_refs.remove(i);
-            self.acks_seen = true;
+        if let Some(r) = ref_ {
             if status != "ok" {
-                log::warn!("frame {r} answered {status}: {}", reason(&response));
+                log::warn!("push {r} answered {status}: {}", reason(&response));
             }
-            out.push(Action::Ack);
+            out.push(Action::Ack(AckOf::Tag(r)));
         }
         // A reply may carry a command in the raw dialect's shape.
         if let Ok(Value::Object(obj)) = &response
@@ -397,7 +385,6 @@ impl Dialect for Phoenix {
         self.join_payload = Value::Object(p);
         self.tries = 0;
         self.pending_heartbeat = None;
-        self.frame_refs.clear();
         self.next_heartbeat = now + self.heartbeat;
         self.send_join(now)
     }
@@ -406,22 +393,16 @@ impl Dialect for Phoenix {
         matches!(self.join, Join::Joined { .. })
     }
 
-    fn frame(&mut self, jpeg: Vec<u8>) -> Message {
+    fn frame(&mut self, jpeg: Vec<u8>) -> (Message, Option<u64>) {
         let join_ref = self.join_ref().unwrap_or(0).to_string();
         let r = self.make_ref();
         match serializer::encode_push(&join_ref, &r.to_string(), &self.topic, "frame", &jpeg) {
-            Ok(b) => {
-                if self.frame_refs.len() >= MAX_FRAME_REFS {
-                    self.frame_refs.pop_front();
-                }
-                self.frame_refs.push_back(r);
-                Message::binary(b)
-            }
+            Ok(b) => (Message::binary(b), Some(r)),
             Err(e) => {
                 // Unreachable with a configured topic (≤ 255 bytes, checked
                 // by the config and again before joining, so never ready).
                 log::error!("frame not encoded: {e}");
-                Message::Ping(Vec::new().into())
+                (Message::Ping(Vec::new().into()), None)
             }
         }
     }
@@ -606,8 +587,8 @@ mod tests {
     fn frames_only_after_ok_and_as_binary_pushes() {
         let t0 = Instant::now();
         let (mut p, jr) = joined(t0);
-        let a = p.frame(vec![0xFF, 0xD8, 0xFF, 0xD9]);
-        let b = p.frame(vec![1]);
+        let a = p.frame(vec![0xFF, 0xD8, 0xFF, 0xD9]).0;
+        let b = p.frame(vec![1]).0;
         let (Message::Binary(a), Message::Binary(b)) = (a, b) else {
             panic!()
         };
@@ -650,7 +631,7 @@ mod tests {
         assert!(p.ready());
         // A later phx_error starts the ladder from 1 s again.
         let err = serializer::encode_text(Some(&r), Some(&r), T, "phx_error", &json!({}));
-        assert!(p.on_text(&err, now).is_empty());
+        assert_eq!(p.on_text(&err, now), vec![Action::Ack(AckOf::All)]);
         assert!(!p.ready());
         assert_eq!(p.next_deadline(), now + Duration::from_secs(1));
     }
@@ -735,25 +716,22 @@ mod tests {
     fn replies_to_frames_are_acks() {
         let t0 = Instant::now();
         let (mut p, jr) = joined(t0);
-        let Message::Binary(f) = p.frame(vec![1, 2]) else {
+        let (Message::Binary(f), Some(tag)) = p.frame(vec![1, 2]) else {
             panic!()
         };
         let fr = decode_client_push(&f).unwrap().ref_.unwrap();
+        assert_eq!(fr, tag.to_string(), "the tag is the push's ref");
         assert_eq!(
             p.on_text(&reply(&jr, &fr, T, "ok", json!({})), t0),
-            vec![Action::Ack]
+            vec![Action::Ack(AckOf::Tag(tag))]
         );
-        // Only once per frame, and not for other refs.
-        assert!(
-            p.on_text(&reply(&jr, &fr, T, "ok", json!({})), t0)
-                .is_empty()
-        );
-        assert!(
-            p.on_text(&reply(&jr, "12345", T, "ok", json!({})), t0)
-                .is_empty()
+        // Any reply names its ref; flow control knows which are frames.
+        assert_eq!(
+            p.on_text(&reply(&jr, "12345", T, "error", json!({})), t0),
+            vec![Action::Ack(AckOf::Tag(12345))]
         );
         // A binary reply acks too, and may carry a command.
-        let Message::Binary(f) = p.frame(vec![3]) else {
+        let (Message::Binary(f), Some(tag)) = p.frame(vec![3]) else {
             panic!()
         };
         let fr = decode_client_push(&f).unwrap().ref_.unwrap();
@@ -772,18 +750,15 @@ mod tests {
         };
         assert_eq!(
             p.on_binary(&b, t0),
-            vec![Action::Ack, Action::Command(Command::Pause)]
+            vec![
+                Action::Ack(AckOf::Tag(tag)),
+                Action::Command(Command::Pause)
+            ]
         );
         // A channel lost with frames in flight releases them.
         let _ = p.frame(vec![4]);
-        let _ = p.frame(vec![5]);
         let err = serializer::encode_text(Some(&jr), Some(&jr), T, "phx_error", &json!({}));
-        assert_eq!(p.on_text(&err, t0), vec![Action::Ack, Action::Ack]);
-        // The remembered refs stay bounded when the channel never replies.
-        for _ in 0..(MAX_FRAME_REFS * 2) {
-            p.frame(vec![0]);
-        }
-        assert_eq!(p.frame_refs.len(), MAX_FRAME_REFS);
+        assert_eq!(p.on_text(&err, t0), vec![Action::Ack(AckOf::All)]);
     }
 
     #[test]
@@ -832,15 +807,21 @@ mod tests {
         };
         assert_eq!(
             p.on_binary(&b, t0),
-            vec![Action::Command(Command::Set {
-                fps: None,
-                quality: Some(50)
-            })]
+            vec![
+                Action::Ack(AckOf::Tag(77)),
+                Action::Command(Command::Set {
+                    fps: None,
+                    quality: Some(50)
+                })
+            ]
         );
         // A text reply's response in the raw shape.
         assert_eq!(
             p.on_text(&reply(&jr, "78", T, "ok", json!({"type":"resume"})), t0),
-            vec![Action::Command(Command::Resume)]
+            vec![
+                Action::Ack(AckOf::Tag(78)),
+                Action::Command(Command::Resume)
+            ]
         );
     }
 

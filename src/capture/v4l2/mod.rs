@@ -1,21 +1,27 @@
-//! V4L2 capture through the `v4l` crate: mode negotiation (S_FMT, S_PARM),
-//! mmap streaming, stall detection, and `zerocam probe`.
+//! V4L2 capture: mode negotiation (S_FMT, S_PARM) through the `v4l`
+//! crate, the mmap buffer ring in [`ring`] (newest frame first, driver
+//! timestamps), stall detection, failures in the operator's terms
+//! ([`super::source_error`]), and `zerocam probe`.
+
+pub mod ring;
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use v4l::buffer::{Flags as BufFlags, Type};
-use v4l::capability::Flags as CapFlags;
 use v4l::frameinterval::FrameIntervalEnum;
 use v4l::framesize::FrameSizeEnum;
-use v4l::io::mmap::Stream as MmapStream;
-use v4l::io::traits::{CaptureStream, Stream as _};
+use v4l::v4l_sys::{
+    V4L2_CAP_DEVICE_CAPS, V4L2_CAP_STREAMING, V4L2_CAP_VIDEO_CAPTURE,
+    V4L2_CAP_VIDEO_CAPTURE_MPLANE, v4l2_capability,
+};
 use v4l::video::Capture;
 use v4l::video::capture::Parameters;
 use v4l::{Device, Format, FourCC};
 
+use self::ring::{Queue, Ring};
 use super::mode::{self, Choice, FormatOffer, Rates, Sizes, fourcc_str};
+use super::source_error::{Kind, SourceError};
 use super::{FrameData, FrameSource, Granted, SourceFormat, SourceFrame};
 use crate::encode::RawImage;
 
@@ -26,10 +32,6 @@ const POLL_SLICE_MS: i32 = 200;
 /// A device silent for this long (or 3 frame periods, if longer) is treated
 /// as failed and reopened ("frontend timed out", a wedged USB camera).
 const MIN_STALL: Duration = Duration::from_secs(3);
-
-fn other(msg: String) -> io::Error {
-    io::Error::other(msg)
-}
 
 /// What a device offers, as [`FormatOffer`]s for [`mode::choose`].
 pub fn offers(dev: &Device) -> io::Result<Vec<FormatOffer>> {
@@ -99,52 +101,108 @@ fn rates(dev: &Device, fourcc: FourCC, w: u32, h: u32) -> Rates {
     }
 }
 
-fn check_caps(dev: &Device, path: &Path) -> io::Result<v4l::capability::Capabilities> {
-    let caps = dev.query_caps()?;
-    if !caps.capabilities.contains(CapFlags::VIDEO_CAPTURE) {
-        return Err(other(format!(
-            "{} ({}) is not a single-planar video capture device",
-            path.display(),
-            caps.card
-        )));
+/// What VIDIOC_QUERYCAP says, with names decoded leniently (the `v4l`
+/// crate panics on a card name that is not UTF-8).
+#[derive(Debug, Clone)]
+pub struct Caps {
+    pub driver: String,
+    pub card: String,
+    pub bus: String,
+    /// The node's own capabilities (`device_caps` when the driver gives them).
+    pub caps: u32,
+}
+
+fn c_name(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// VIDIOC_QUERYCAP on an open device.
+pub fn query_caps(dev: &Device) -> io::Result<Caps> {
+    // SAFETY: plain data; QUERYCAP fills it.
+    let mut c: v4l2_capability = unsafe { std::mem::zeroed() };
+    // SAFETY: QUERYCAP takes a v4l2_capability on a valid fd.
+    unsafe {
+        v4l::v4l2::ioctl(
+            dev.handle().fd(),
+            v4l::v4l2::vidioc::VIDIOC_QUERYCAP,
+            (&mut c as *mut v4l2_capability).cast(),
+        )
+    }?;
+    let caps = if c.capabilities & V4L2_CAP_DEVICE_CAPS != 0 {
+        c.device_caps
+    } else {
+        c.capabilities
+    };
+    Ok(Caps {
+        driver: c_name(&c.driver),
+        card: c_name(&c.card),
+        bus: c_name(&c.bus_info),
+        caps,
+    })
+}
+
+/// Why a node is no camera zerocam can stream from, if it is not.
+fn not_capture(path: &Path, caps: &Caps) -> Option<String> {
+    let p = path.display();
+    if caps.caps & V4L2_CAP_VIDEO_CAPTURE == 0 {
+        let what = if caps.caps & V4L2_CAP_VIDEO_CAPTURE_MPLANE != 0 {
+            "a multi-planar capture device (not supported yet)"
+        } else {
+            "not a video capture device (a metadata, output or codec node?)"
+        };
+        return Some(format!(
+            "{p} ({}, driver {}) is {what}; `zerocam probe` lists the usable ones",
+            caps.card, caps.driver
+        ));
     }
-    if !caps.capabilities.contains(CapFlags::STREAMING) {
-        return Err(other(format!(
-            "{} ({}) does not support streaming I/O",
-            path.display(),
+    if caps.caps & V4L2_CAP_STREAMING == 0 {
+        return Some(format!(
+            "{p} ({}) does not support streaming I/O",
             caps.card
-        )));
+        ));
     }
-    Ok(caps)
+    None
 }
 
 /// An open, streaming V4L2 device.
 pub struct V4l2Source {
-    // Field order matters: the stream (mmap'd buffers) goes before the device.
-    stream: Option<MmapStream<'static>>,
+    // Field order matters: the ring (mappings, STREAMOFF) drops before the
+    // device closes its fd.
+    ring: Ring,
     _dev: Device,
     granted: Granted,
     stall: Duration,
     last_frame: Instant,
-    path: PathBuf,
+    /// The buffer lent out by the last `next_frame`, queued again on the next.
+    lent: Option<usize>,
+    last_sequence: Option<u32>,
 }
 
 impl V4l2Source {
     /// Opens `path`, picks a mode for `width × height @ fps` (in `format`
     /// when given), sets it and starts streaming. Logs what the device
-    /// actually granted.
+    /// actually granted. Failures say what is wrong in the operator's terms.
     pub fn open(
         path: &Path,
         format: Option<[u8; 4]>,
         width: u32,
         height: u32,
         fps: u32,
-    ) -> io::Result<V4l2Source> {
-        let dev = Device::with_path(path)?;
-        let caps = check_caps(&dev, path)?;
-        let offers = offers(&dev)?;
-        let choice: Choice = mode::choose_in(&offers, format, width, height, fps)
-            .map_err(|e| other(format!("{} ({}): {e}", path.display(), caps.card)))?;
+    ) -> Result<V4l2Source, SourceError> {
+        let at = |step: &'static str| move |e: io::Error| SourceError::from_io(path, step, &e);
+        let dev = Device::with_path(path).map_err(at("open"))?;
+        let caps = query_caps(&dev).map_err(at("VIDIOC_QUERYCAP"))?;
+        if let Some(why) = not_capture(path, &caps) {
+            return Err(SourceError::new(Kind::NotCapture, why));
+        }
+        let offers = offers(&dev).map_err(at("listing formats"))?;
+        let choice: Choice = mode::choose_in(&offers, format, width, height, fps).map_err(|e| {
+            SourceError::new(
+                Kind::NoFormat,
+                format!("{} ({}): {e}", path.display(), caps.card),
+            )
+        })?;
         log::info!(
             "{} ({}, {}): requesting {choice}",
             path.display(),
@@ -152,21 +210,24 @@ impl V4l2Source {
             caps.driver
         );
         let want = Format::new(choice.width, choice.height, FourCC::new(&choice.fourcc));
-        let got = dev.set_format(&want)?;
+        let got = dev.set_format(&want).map_err(at("setting the format"))?;
         let Some((_, format)) = mode::supported(&got.fourcc.repr) else {
-            return Err(other(format!(
-                "{} granted format {} instead of {}",
-                path.display(),
-                fourcc_str(&got.fourcc.repr),
-                fourcc_str(&choice.fourcc)
-            )));
+            return Err(SourceError::new(
+                Kind::NoFormat,
+                format!(
+                    "{} granted format {} instead of {}",
+                    path.display(),
+                    fourcc_str(&got.fourcc.repr),
+                    fourcc_str(&choice.fourcc)
+                ),
+            ));
         };
         let mut granted_fps = choice.fps;
         match dev.set_params(&Parameters::with_fps(choice.fps)) {
             Ok(p) if p.interval.numerator > 0 && p.interval.denominator > 0 => {
                 granted_fps = (p.interval.denominator as f64 / p.interval.numerator as f64)
                     .round()
-                    .max(1.0) as u32;
+                    .clamp(1.0, 1000.0) as u32;
             }
             Ok(_) => {}
             // Not every driver supports S_PARM; the device then runs at its default.
@@ -175,15 +236,7 @@ impl V4l2Source {
                 path.display()
             ),
         }
-        let min_stride = match format {
-            SourceFormat::Mjpeg => 0,
-            SourceFormat::Raw(r) => got.width as usize * r.bytes_per_pixel(),
-        };
-        let stride = if (got.stride as usize) < min_stride {
-            min_stride
-        } else {
-            got.stride as usize
-        };
+        let stride = checked_stride(path, format, got.width, got.height, got.stride)?;
         log::info!(
             "{}: granted {} {}x{} stride {} (sizeimage {}) @ {} fps",
             path.display(),
@@ -204,23 +257,13 @@ impl V4l2Source {
                 got.height
             );
         }
-        let mut stream = MmapStream::with_buffers(&dev, Type::VideoCapture, BUFFERS)?;
-        // MmapStream::next() re-queues the previous buffer before waiting,
-        // which breaks if a wait times out. So queue all but buffer 0
-        // ourselves and start; every next() then queues one buffer and
-        // dequeues one, and we only call it once poll() says a frame is
-        // ready. A driver may grant fewer buffers than asked: stop at the
-        // first index it refuses.
-        for i in 1..BUFFERS as usize {
-            if let Err(e) = CaptureStream::queue(&mut stream, i) {
-                log::debug!("{}: queueing buffer {i}: {e}", path.display());
-                break;
-            }
-        }
-        stream.start()?;
+        let name = path.display().to_string();
+        let ring =
+            Ring::start(dev.handle().fd(), BUFFERS, &name).map_err(at("starting the stream"))?;
+        log::debug!("{name}: {} buffers", ring.len());
         let period = Duration::from_secs(1) / granted_fps.max(1);
         Ok(V4l2Source {
-            stream: Some(stream),
+            ring,
             _dev: dev,
             granted: Granted {
                 format,
@@ -232,30 +275,38 @@ impl V4l2Source {
             },
             stall: MIN_STALL.max(period * 3),
             last_frame: Instant::now(),
-            path: path.to_path_buf(),
+            lent: None,
+            last_sequence: None,
         })
     }
 }
 
-impl Drop for V4l2Source {
-    fn drop(&mut self) {
-        let Some(mut stream) = self.stream.take() else {
-            return;
-        };
-        // The v4l crate panics in Drop when STREAMOFF fails with anything but
-        // ENODEV; with panic=abort that would kill the camera. Stop it here
-        // first and, on an unexpected error, leak the buffers instead.
-        match stream.stop() {
-            Ok(()) => drop(stream),
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => drop(stream),
-            Err(e) => {
-                log::warn!(
-                    "{}: STREAMOFF failed ({e}); leaking its buffers",
-                    self.path.display()
-                );
-                std::mem::forget(stream);
-            }
-        }
+/// The first plane's line stride, checked: at least one line of pixels,
+/// and a frame size (stride × height, plus chroma) that fits in memory,
+/// whatever numbers the driver reports (on 32-bit ARM their product can
+/// wrap).
+fn checked_stride(
+    path: &Path,
+    format: SourceFormat,
+    width: u32,
+    height: u32,
+    reported: u32,
+) -> Result<usize, SourceError> {
+    let SourceFormat::Raw(raw) = format else {
+        return Ok(reported as usize);
+    };
+    let min = (width as usize).saturating_mul(raw.bytes_per_pixel());
+    let stride = (reported as usize).max(min);
+    // Nothing a camera sends comes near 1 GiB per frame.
+    match raw.frame_len(stride, height as usize) {
+        Some(n) if n <= 1 << 30 => Ok(stride),
+        _ => Err(SourceError::new(
+            Kind::NoFormat,
+            format!(
+                "{}: the driver reports {width}x{height} with a line stride of {reported} bytes: a frame that size cannot be captured",
+                path.display()
+            ),
+        )),
     }
 }
 
@@ -269,11 +320,30 @@ impl FrameSource for V4l2Source {
     }
 
     fn next_frame(&mut self, _fps: u32) -> io::Result<Option<SourceFrame<'_>>> {
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(other("stream closed".into()));
+        if let Some(i) = self.lent.take() {
+            self.ring.requeue(i)?;
+        }
+        let mut pfd = libc::pollfd {
+            fd: self._dev.handle().fd(),
+            events: libc::POLLIN,
+            revents: 0,
         };
-        let ready = stream.handle().poll(libc::POLLIN, POLL_SLICE_MS)?;
-        if ready == 0 {
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, POLL_SLICE_MS) };
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        let newest = if ready == 0 {
+            None
+        } else {
+            ring::take_newest(&mut self.ring)?
+        };
+        let Some((filled, skipped)) = newest else {
             if self.last_frame.elapsed() > self.stall {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -284,33 +354,39 @@ impl FrameSource for V4l2Source {
                 ));
             }
             return Ok(None);
-        }
-        let (buf, meta) = CaptureStream::next(stream)?;
-        self.last_frame = Instant::now();
-        let ts = crate::frame::now_us();
-        if meta.flags.contains(BufFlags::ERROR) {
-            return Ok(Some(SourceFrame {
-                captured_at_us: ts,
-                data: FrameData::Corrupt,
-            }));
-        }
-        let used = match meta.bytesused as usize {
-            0 => buf.len(),
-            n => n.min(buf.len()),
         };
+        self.lent = Some(filled.index);
+        self.last_frame = Instant::now();
+        let lost = ring::sequence_gap(self.last_sequence, filled.sequence);
+        self.last_sequence = Some(filled.sequence);
+        // The driver's capture time, on the wall clock; the dequeue time
+        // only for drivers that do not stamp buffers monotonically.
+        let wall_now = crate::frame::now_us();
+        let captured_at_us = match filled.monotonic_us {
+            Some(ts) => {
+                crate::frame::monotonic_to_wall_us(ts, crate::frame::monotonic_us(), wall_now)
+            }
+            None => wall_now,
+        };
+        let buf = self.ring.data(filled.index, filled.bytesused);
         let g = &self.granted;
-        let data = match g.format {
-            SourceFormat::Mjpeg => FrameData::Mjpeg(&buf[..used]),
-            SourceFormat::Raw(format) => FrameData::Raw(RawImage {
-                format,
-                width: g.width,
-                height: g.height,
-                stride: g.stride,
-                data: &buf[..used],
-            }),
+        let data = if filled.error {
+            FrameData::Corrupt
+        } else {
+            match g.format {
+                SourceFormat::Mjpeg => FrameData::Mjpeg(buf),
+                SourceFormat::Raw(format) => FrameData::Raw(RawImage {
+                    format,
+                    width: g.width,
+                    height: g.height,
+                    stride: g.stride,
+                    data: buf,
+                }),
+            }
         };
         Ok(Some(SourceFrame {
-            captured_at_us: ts,
+            captured_at_us,
+            skipped: skipped.saturating_add(lost),
             data,
         }))
     }
@@ -347,7 +423,7 @@ fn describe_rates(r: &Rates) -> String {
 /// Prints one device; returns whether zerocam can use it.
 fn probe_one(path: &Path, want: (u32, u32, u32)) -> io::Result<bool> {
     let dev = Device::with_path(path)?;
-    let caps = dev.query_caps()?;
+    let caps = query_caps(&dev)?;
     println!(
         "{}: {} (driver {}, bus {})",
         path.display(),
@@ -355,9 +431,9 @@ fn probe_one(path: &Path, want: (u32, u32, u32)) -> io::Result<bool> {
         caps.driver,
         caps.bus
     );
-    println!("  caps: {}", caps.capabilities);
-    if let Err(e) = check_caps(&dev, path) {
-        println!("  not usable: {e}");
+    println!("  caps: {:#010x}", caps.caps);
+    if let Some(why) = not_capture(path, &caps) {
+        println!("  not usable: {why}");
         return Ok(false);
     }
     let descs = dev.enum_formats()?;
@@ -422,7 +498,7 @@ pub fn probe(device: Option<&Path>) -> anyhow::Result<()> {
         match probe_one(node, want) {
             Ok(true) => usable += 1,
             Ok(false) => {}
-            Err(e) => println!("{}: cannot open: {e}", node.display()),
+            Err(e) => println!("{}", SourceError::from_io(node, "open", &e)),
         }
         println!();
     }

@@ -1,11 +1,13 @@
-//! The JSON text messages shared by both dialects (PROTOCOL.md): what the
-//! camera says (hello, heartbeat, stats) and the relay's commands.
-//! Pure: values in, values out.
+//! The JSON text messages of PROTOCOL.md shared by both dialects and both
+//! ends: what the camera says (hello, heartbeat, stats) and the relay's
+//! commands. Pure: values in, values out.
 
 use serde_json::{Map, Value, json};
 
-use crate::config::{FPS_RANGE, QUALITY_RANGE};
-use crate::pipeline::{Rates, StatsSnapshot};
+/// Frame rates a camera accepts, in its config and in `set`.
+pub const FPS_RANGE: std::ops::RangeInclusive<u32> = 1..=120;
+/// JPEG qualities a camera accepts, in its config and in `set`.
+pub const QUALITY_RANGE: std::ops::RangeInclusive<u8> = 1..=100;
 
 /// A command from the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,28 +145,109 @@ pub fn heartbeat_text() -> String {
     r#"{"type":"heartbeat"}"#.to_string()
 }
 
-/// The stats fields (without `type`).
-pub fn stats_fields(s: &StatsSnapshot, r: &Rates) -> Map<String, Value> {
-    let mut m = match serde_json::to_value(s) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
+/// A text message from a camera, as a relay reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CameraText {
+    /// `hello`: only the fields PROTOCOL.md names, strings clipped.
+    Hello(Map<String, Value>),
+    /// `heartbeat`.
+    Heartbeat,
+    /// `stats`: only the numeric and boolean fields, at most
+    /// [`MAX_STATS_FIELDS`] of them.
+    Stats(Map<String, Value>),
+    /// `settings`, kept as sent (bounded by the message size).
+    Settings(Map<String, Value>),
+    /// Any other `type`; relays log and ignore it.
+    Other(String),
+}
+
+/// Longest string value a relay keeps from a camera's `hello`.
+pub const MAX_HELLO_STRING: usize = 64;
+/// Most fields a relay keeps from a camera's `stats`.
+pub const MAX_STATS_FIELDS: usize = 64;
+
+/// Why a camera's text message was not understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextError {
+    /// Over [`super::MAX_CONTROL_MESSAGE`] bytes.
+    TooLarge(usize),
+    /// Not a JSON object with a string `type`.
+    Malformed(String),
+}
+
+impl std::fmt::Display for TextError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TextError::TooLarge(n) => write!(
+                f,
+                "text message of {n} bytes exceeds {} bytes",
+                super::MAX_CONTROL_MESSAGE
+            ),
+            TextError::Malformed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl TextError {
+    /// A short label for metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TextError::TooLarge(_) => "too_large",
+            TextError::Malformed(_) => "malformed",
+        }
+    }
+}
+
+/// Parses a camera's text message. The size is checked before any parsing,
+/// and what is kept is bounded whatever the camera sends.
+pub fn parse_camera_text(text: &str) -> Result<CameraText, TextError> {
+    if text.len() > super::MAX_CONTROL_MESSAGE {
+        return Err(TextError::TooLarge(text.len()));
+    }
+    let v: Value =
+        serde_json::from_str(text).map_err(|e| TextError::Malformed(format!("not JSON ({e})")))?;
+    let Value::Object(mut m) = v else {
+        return Err(TextError::Malformed("not a JSON object".into()));
     };
-    m.insert("fps_captured".into(), json!(round2(r.fps_captured)));
-    m.insert("fps_sent".into(), json!(round2(r.fps_sent)));
-    m.insert("kbit_s".into(), json!(round2(r.kbit_s)));
-    m
+    let kind = match m.remove("type") {
+        Some(Value::String(t)) => t,
+        _ => return Err(TextError::Malformed("no \"type\" field".into())),
+    };
+    Ok(match kind.as_str() {
+        "hello" => {
+            let mut keep = Map::new();
+            for key in ["camera", "version", "width", "height", "format", "fps"] {
+                match m.remove(key) {
+                    Some(Value::String(s)) => {
+                        keep.insert(key.into(), Value::String(clip_str(&s, MAX_HELLO_STRING)));
+                    }
+                    Some(v @ Value::Number(_)) => {
+                        keep.insert(key.into(), v);
+                    }
+                    _ => {}
+                }
+            }
+            CameraText::Hello(keep)
+        }
+        "heartbeat" => CameraText::Heartbeat,
+        "stats" => CameraText::Stats(
+            m.into_iter()
+                .filter(|(k, v)| k.len() <= MAX_HELLO_STRING && (v.is_number() || v.is_boolean()))
+                .take(MAX_STATS_FIELDS)
+                .collect(),
+        ),
+        "settings" => CameraText::Settings(m),
+        _ => CameraText::Other(clip_str(&kind, MAX_HELLO_STRING)),
+    })
 }
 
-/// `{"type":"stats", …}`.
-pub fn stats_text(s: &StatsSnapshot, r: &Rates) -> String {
-    let mut m = Map::new();
-    m.insert("type".into(), "stats".into());
-    m.extend(stats_fields(s, r));
-    Value::Object(m).to_string()
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
+/// At most `max` bytes of `s`, cut at a character boundary.
+pub fn clip_str(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
 }
 
 #[cfg(test)]
@@ -217,7 +300,7 @@ mod tests {
     }
 
     #[test]
-    fn hello_and_stats_shapes() {
+    fn hello_and_heartbeat_shapes() {
         let h = Hello {
             camera: "porch".into(),
             version: "0.1.0".into(),
@@ -233,32 +316,51 @@ mod tests {
         );
         let v: Value = serde_json::from_str(&heartbeat_text()).unwrap();
         assert_eq!(v, json!({"type":"heartbeat"}));
-        let s = StatsSnapshot {
-            sent: 3,
-            dropped: 1,
-            ..Default::default()
+    }
+
+    #[test]
+    fn camera_texts_are_bounded() {
+        let long = "x".repeat(1000);
+        let t = format!(
+            r#"{{"type":"hello","camera":"{long}","width":640,"height":480,"fps":15,"junk":[1,2,3]}}"#
+        );
+        let CameraText::Hello(h) = parse_camera_text(&t).unwrap() else {
+            panic!()
         };
-        let v: Value = serde_json::from_str(&stats_text(
-            &s,
-            &Rates {
-                fps_sent: 1.234,
-                ..Default::default()
-            },
-        ))
-        .unwrap();
-        assert_eq!(v["type"], "stats");
-        assert_eq!(v["sent"], 3);
-        assert_eq!(v["dropped"], 1);
-        assert_eq!(v["fps_sent"], 1.23);
-        for key in [
-            "reconnects",
-            "bytes",
-            "encode_ms_p50",
-            "encode_ms_p99",
-            "quality",
-            "fps",
-        ] {
-            assert!(v.get(key).is_some(), "{key}");
+        assert_eq!(h["camera"].as_str().unwrap().len(), MAX_HELLO_STRING);
+        assert_eq!(h["width"], 640);
+        assert!(h.get("junk").is_none());
+        let mut stats = String::from(r#"{"type":"stats","nested":{"a":1},"s":"x""#);
+        for i in 0..200 {
+            stats.push_str(&format!(r#","k{i}":{i}"#));
         }
+        stats.push('}');
+        let CameraText::Stats(s) = parse_camera_text(&stats).unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.len(), MAX_STATS_FIELDS);
+        assert!(s.values().all(Value::is_number));
+        assert_eq!(
+            parse_camera_text(r#"{"type":"heartbeat"}"#),
+            Ok(CameraText::Heartbeat)
+        );
+        let huge = format!(r#"{{"type":"stats","pad":"{}"}}"#, "y".repeat(70_000));
+        assert!(matches!(
+            parse_camera_text(&huge),
+            Err(TextError::TooLarge(_))
+        ));
+        assert!(matches!(
+            parse_camera_text("[1]"),
+            Err(TextError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_camera_text("nope"),
+            Err(TextError::Malformed(_))
+        ));
+        assert_eq!(
+            parse_camera_text(r#"{"type":"later-thing"}"#),
+            Ok(CameraText::Other("later-thing".into()))
+        );
+        assert_eq!(clip_str("aé", 2), "a");
     }
 }

@@ -49,33 +49,16 @@ pub fn insert_into(jpeg: &[u8], meta: &FrameMeta, out: &mut Vec<u8>) {
 }
 
 /// Reads zerocam's COM segment from a JPEG, if it has one among the
-/// segments before the image data. Never panics on garbage.
+/// segments before the image data (zerocam puts it first, but a re-muxer
+/// may have moved it). Never panics on garbage.
 pub fn parse(jpeg: &[u8]) -> Option<FrameMeta> {
-    if jpeg.len() < 4 || jpeg[0] != 0xFF || jpeg[1] != 0xD8 {
-        return None;
-    }
-    let mut i = 2;
-    // Walk marker segments until SOS; zerocam puts COM first, but a
-    // re-muxer may have moved it.
-    while i + 4 <= jpeg.len() {
-        if jpeg[i] != 0xFF {
-            return None;
-        }
-        let marker = jpeg[i + 1];
-        if marker == 0xDA || marker == 0xD9 {
-            return None;
-        }
-        let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
-        if len < 2 || i + 2 + len > jpeg.len() {
-            return None;
-        }
-        if marker == 0xFE {
-            let body = &jpeg[i + 4..i + 2 + len];
-            if let Some(meta) = parse_text(body) {
+    for seg in super::jpeg::segments(jpeg) {
+        let seg = seg.ok()?;
+        if seg.marker == super::jpeg::marker::COM {
+            if let Some(meta) = parse_text(seg.body) {
                 return Some(meta);
             }
         }
-        i += 2 + len;
     }
     None
 }
