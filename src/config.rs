@@ -43,7 +43,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// The file layout, exactly as an operator writes it. Unknown keys are errors.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Camera id, e.g. `porch`.
@@ -63,7 +63,7 @@ pub struct FileConfig {
 }
 
 /// `[source]`: where frames come from.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSection {
     /// `pattern` or a V4L2 device path.
@@ -80,7 +80,7 @@ pub struct SourceSection {
 }
 
 /// `[relay]`: where frames go.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelaySection {
     pub url: Option<String>,
@@ -102,7 +102,7 @@ pub struct RelaySection {
 }
 
 /// `[backoff]`: reconnect pacing.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackoffSection {
     /// Seconds.
@@ -114,13 +114,54 @@ pub struct BackoffSection {
 }
 
 /// `[led]`: the status LED.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LedSection {
     /// BCM GPIO number, or `"act"` for the board's activity LED, or `"none"`.
     pub pin: Option<toml::Value>,
     /// The LED is lit when the pin is low.
     pub active_low: Option<bool>,
+}
+
+impl FileConfig {
+    /// A file for `zerocam relay` only: a `[server]` table and nothing a
+    /// camera would read.
+    pub fn is_relay_only(&self) -> bool {
+        self.server.is_some()
+            && self.camera.is_none()
+            && self.source == SourceSection::default()
+            && self.relay == RelaySection::default()
+            && self.backoff == BackoffSection::default()
+            && self.led == LedSection::default()
+    }
+}
+
+/// Under systemd's watchdog (`WatchdogSec`), a pipeline thread silent for
+/// half the period counts as hung. zerocam's own timeouts for one step of
+/// the link must end well inside that, so that it notices and recovers from
+/// a dead relay itself, step by step, before systemd would judge it: a
+/// timeout the watchdog would contradict is refused, naming its key.
+pub fn check_watchdog(relay: &RelayConfig, watchdog: Duration) -> Result<(), ConfigError> {
+    let stale = watchdog / 2;
+    for (key, v) in [
+        ("relay.connect_timeout", relay.connect_timeout),
+        ("relay.write_timeout", relay.write_timeout),
+        ("relay.ack_timeout", relay.ack_timeout),
+    ] {
+        if v >= stale {
+            return Err(ConfigError::new(
+                key,
+                format!(
+                    "{:.1} s is not shorter than half the systemd watchdog (WatchdogSec={:.0} s, so {:.1} s): \
+                     lower {key} or raise WatchdogSec in the unit",
+                    v.as_secs_f64(),
+                    watchdog.as_secs_f64(),
+                    stale.as_secs_f64()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Command-line overrides; `None` means "not given".
@@ -260,9 +301,7 @@ pub struct Config {
 }
 
 /// Limits, shared with the `set` command so that both reject the same values.
-pub const FPS_RANGE: std::ops::RangeInclusive<u32> = 1..=120;
-/// JPEG quality range.
-pub const QUALITY_RANGE: std::ops::RangeInclusive<u8> = 1..=100;
+pub use crate::wire::message::{FPS_RANGE, QUALITY_RANGE};
 /// Largest frame side we accept (V4L2 devices top out well below this).
 pub const MAX_SIDE: u32 = 8192;
 
@@ -273,33 +312,66 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     parse_str(&text)
 }
 
-/// Parses config text. Errors name the offending key where TOML knows it.
+/// Parses config text. Errors name the offending key (`source.fps`), say
+/// what was expected and what was found, and give the line.
 pub fn parse_str(text: &str) -> Result<FileConfig, ConfigError> {
-    toml::from_str::<FileConfig>(text).map_err(|e| {
-        // toml's message already says "unknown field `x`, expected one of …";
-        // add the section to the key and the line number.
-        let msg = e.message().to_string();
-        let start = e.span().map(|s| s.start.min(text.len()));
-        let field = unknown_field_name(&msg).unwrap_or_default();
-        let key = match (start.and_then(|at| section_at(text, at)), field.is_empty()) {
-            (Some(sec), false) => format!("{sec}.{field}"),
-            _ => field,
+    let line_of = |span: Option<std::ops::Range<usize>>| {
+        span.map(|s| {
+            format!(
+                " (line {})",
+                text[..s.start.min(text.len())].matches('\n').count() + 1
+            )
+        })
+        .unwrap_or_default()
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| {
+        ConfigError::new(
+            "",
+            format!("not valid TOML: {}{}", e.message(), line_of(e.span())),
+        )
+    })?;
+    serde_path_to_error::deserialize::<_, FileConfig>(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = inner.message().to_string();
+        // The path already ends with an unknown key's name.
+        let (key, reason) = match unknown_field_name(&msg) {
+            Some(field) if path == "." || path.is_empty() => (field, msg),
+            Some(_) => (path, msg),
+            None => (path, friendly(&msg)),
         };
-        let line = start
-            .map(|at| format!(" (line {})", text[..at].matches('\n').count() + 1))
-            .unwrap_or_default();
-        ConfigError::new(&key, format!("{msg}{line}"))
+        ConfigError::new(&key, format!("{reason}{}", line_of(inner.span())))
     })
 }
 
-/// The `[section]` in force at byte offset `at`, if any.
-fn section_at(text: &str, at: usize) -> Option<String> {
-    text[..at]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('[') && l.ends_with(']'))
-        .map(|l| l.trim_matches(['[', ']', ' ']).to_string())
+/// Rewrites serde's "invalid type: string \"x\", expected u32" as
+/// "expected an integer, found \"x\"": no Rust type names in messages.
+pub fn friendly(msg: &str) -> String {
+    let rest = msg
+        .strip_prefix("invalid type: ")
+        .or_else(|| msg.strip_prefix("invalid value: "));
+    let Some((found, expected)) = rest.and_then(|r| r.rsplit_once(", expected ")) else {
+        return msg.to_string();
+    };
+    let expected = match expected {
+        "u8" => "an integer from 0 to 255",
+        "u16" => "an integer from 0 to 65535",
+        "u32" => "a whole number from 0 to 4294967295",
+        "u64" | "i64" | "i32" | "usize" => "an integer",
+        "f64" | "f32" => "a number",
+        "a boolean" | "bool" => "true or false",
+        "a string" => "a string (in quotes)",
+        "a sequence" => "a list like [\"a\", \"b\"]",
+        other => other,
+    };
+    let found = found
+        .strip_prefix("string ")
+        .or_else(|| found.strip_prefix("integer "))
+        .or_else(|| found.strip_prefix("floating point "))
+        .or_else(|| found.strip_prefix("boolean "))
+        .unwrap_or(found)
+        .trim_matches('`');
+    format!("expected {expected}, found {found}")
 }
 
 fn unknown_field_name(msg: &str) -> Option<String> {
@@ -648,8 +720,24 @@ fn parse_led_pin(v: Option<&toml::Value>) -> Result<LedPin, ConfigError> {
         Some(toml::Value::Integer(n)) if (0..=53).contains(n) => Ok(LedPin::Gpio(*n as u8)),
         Some(other) => Err(ConfigError::new(
             "led.pin",
-            format!("`{other:?}` is not a pin (a BCM GPIO number 0..=53, \"act\" or \"none\")"),
+            format!(
+                "{} is not a pin (a BCM GPIO number 0..=53, \"act\" or \"none\")",
+                toml_text(other)
+            ),
         )),
+    }
+}
+
+/// A TOML value as the operator wrote it (for messages).
+fn toml_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => format!("{s:?}"),
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(_) => "a date".into(),
+        toml::Value::Array(_) => "a list".into(),
+        toml::Value::Table(_) => "a table".into(),
     }
 }
 
@@ -739,13 +827,43 @@ mod tests {
     }
 
     #[test]
-    fn wrong_type_is_an_error() {
+    fn wrong_types_name_the_key_in_plain_words() {
         let e = build(&OK.replace(
             "device = \"pattern\"",
-            "device = \"pattern\"\nfps = \"fast\"",
+            "device = \"pattern\"\nfps = \"fifteen\"",
         ))
         .unwrap_err();
-        assert!(e.reason.contains("invalid type"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "source.fps: expected a whole number from 0 to 4294967295, found \"fifteen\" (line 4)"
+        );
+        let e = build(&format!("{OK}heartbeat_interval = \"soon\"\n")).unwrap_err();
+        assert_eq!(e.key, "relay.heartbeat_interval");
+        assert!(
+            e.reason.starts_with("expected a number, found \"soon\""),
+            "{e}"
+        );
+        let e = build(&OK.replace(
+            "device = \"pattern\"",
+            "device = \"pattern\"\nquality = 300",
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "source.quality");
+        assert!(e.reason.contains("from 0 to 255, found 300"), "{e}");
+        let e = build(&format!("{OK}auth_subprotocol = \"yes\"\n")).unwrap_err();
+        assert_eq!(e.key, "relay.auth_subprotocol");
+        assert!(e.reason.contains("true or false"), "{e}");
+        let e = build(&format!("{OK}[led]\npin = \"foo\"\n")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "led.pin: \"foo\" is not a pin (a BCM GPIO number 0..=53, \"act\" or \"none\")"
+        );
+        // No Rust names anywhere.
+        for m in [e.to_string()] {
+            assert!(!m.contains("String(") && !m.contains("u32"), "{m}");
+        }
+        let e = parse_str("[source\nfps = 3").unwrap_err();
+        assert!(e.to_string().starts_with("not valid TOML"), "{e}");
     }
 
     #[test]
@@ -793,6 +911,39 @@ mod tests {
         let e = parse_format("source.format", "RGB3").unwrap_err();
         assert_eq!(e.key, "source.format");
         assert!(e.to_string().contains("YUYV"), "{e}");
+    }
+
+    #[test]
+    fn timeouts_the_watchdog_would_contradict_are_refused() {
+        let c = build(OK).unwrap();
+        assert!(check_watchdog(&c.relay, Duration::from_secs(60)).is_ok());
+        let c = build(&format!("{OK}connect_timeout = 600\n")).unwrap();
+        let e = check_watchdog(&c.relay, Duration::from_secs(60)).unwrap_err();
+        assert_eq!(e.key, "relay.connect_timeout");
+        assert!(e.reason.contains("WatchdogSec=60"), "{e}");
+        let c = build(&format!("{OK}write_timeout = 30\n")).unwrap();
+        assert_eq!(
+            check_watchdog(&c.relay, Duration::from_secs(60))
+                .unwrap_err()
+                .key,
+            "relay.write_timeout"
+        );
+        assert!(check_watchdog(&c.relay, Duration::from_secs(120)).is_ok());
+    }
+
+    #[test]
+    fn relay_only_files_are_recognised() {
+        assert!(
+            parse_str("[server]\nlisten = \"0.0.0.0:1\"\n")
+                .unwrap()
+                .is_relay_only()
+        );
+        assert!(!parse_str("").unwrap().is_relay_only());
+        assert!(
+            !parse_str(&format!("{OK}[server]\n"))
+                .unwrap()
+                .is_relay_only()
+        );
     }
 
     #[test]

@@ -222,6 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // Config errors go to stderr before the logger exists; the
             // level itself may come from the file (the flag wins).
             let cfg = Config::build(file?, &o, true)?;
+            preflight(&cfg, device::notify::watchdog_from_env())?;
             logging::init(cfg.log_level.as_deref());
             stream_main(cfg)
         }
@@ -239,21 +240,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::CheckConfig { file } => {
             let f = config::read_file(&file)?;
-            // Validate as `stream` would, but without requiring a relay
-            // (a relay-only config is valid too) or a device node here.
             #[cfg(feature = "relay")]
-            zerocam::relay::Settings::build(f.server.as_ref(), &Default::default())?;
-            let cfg = Config::build_with(f, &Overrides::default(), false, &|_| true)?;
+            if f.server.is_some() {
+                zerocam::relay::Settings::build(f.server.as_ref(), &Default::default())?;
+            }
+            if f.is_relay_only() {
+                println!("{}: ok (relay settings only)", file.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            // Exactly what `stream` checks before it starts, so a file
+            // called ok here starts there.
+            let cfg = Config::build(f, &Overrides::default(), true)?;
+            preflight(&cfg, device::notify::watchdog_from_env())?;
             println!(
                 "{}: ok (camera {}, source {}, relay {})",
                 file.display(),
                 cfg.camera,
                 cfg.source.kind,
-                if cfg.relay.url.is_empty() {
-                    "-"
-                } else {
-                    &cfg.relay.url
-                }
+                cfg.relay.url
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -294,6 +298,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The checks `stream` makes before it starts, beyond the config's own:
+/// the TLS material for `wss://` and, under a systemd watchdog, timeouts it
+/// would contradict. `check-config` runs the same.
+fn preflight(cfg: &Config, watchdog: Option<std::time::Duration>) -> anyhow::Result<()> {
+    if cfg.relay.url.starts_with("wss://") {
+        stream::connect::tls_config(cfg.relay.ca.as_deref())?;
+    }
+    if let Some(w) = watchdog {
+        config::check_watchdog(&cfg.relay, w)?;
+    }
+    Ok(())
 }
 
 /// SIGTERM/SIGINT ask the pipeline to stop and wake the stream loop, which

@@ -24,8 +24,23 @@ fn zerocam() -> Command {
 }
 
 #[test]
-fn check_config_accepts_the_shipped_file() {
+fn check_config_wants_a_relay_in_the_shipped_file_and_then_accepts_it() {
+    // As shipped, the file names no relay: `stream` would refuse it, so
+    // `check-config` does too, saying which key to set.
     let out = zerocam().args(["check-config", SHIPPED]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("relay.url"), "{stderr}");
+    // With relay.url set, it is ok.
+    let text = std::fs::read_to_string(SHIPPED).unwrap().replace(
+        "[relay]\n",
+        "[relay]\nurl = \"ws://127.0.0.1:8080/ingest/porch\"\n",
+    );
+    let dir = std::env::temp_dir().join(format!("zerocam-shipped-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("zerocam.toml");
+    std::fs::write(&p, text).unwrap();
+    let out = zerocam().arg("check-config").arg(&p).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -33,6 +48,7 @@ fn check_config_accepts_the_shipped_file() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains(": ok"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

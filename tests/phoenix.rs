@@ -37,6 +37,9 @@ struct Script {
     heartbeats: bool,
     /// Reply `{:reply, :ok, socket}` to each frame.
     ack_frames: bool,
+    /// With `ack_frames`: only from this many frames on (a channel that
+    /// starts replying mid-connection).
+    ack_after: usize,
     /// Send an ignorable broadcast every 200 ms, so the link is never silent.
     chatter: bool,
 }
@@ -47,6 +50,7 @@ impl Default for Script {
             joins: vec![],
             heartbeats: true,
             ack_frames: false,
+            ack_after: 0,
             chatter: false,
         }
     }
@@ -222,6 +226,7 @@ fn serve(
         .unwrap();
     let mut join_ref = String::new();
     let mut last_chatter = Instant::now();
+    let mut frames_seen = 0usize;
     while !stop.load(Ordering::Relaxed) {
         for o in outbox.lock().unwrap().drain(..) {
             let m = match o {
@@ -310,7 +315,8 @@ fn serve(
                     panic!()
                 };
                 let (j, r) = (m.join_ref.unwrap(), m.ref_.unwrap());
-                if script.ack_frames {
+                frames_seen += 1;
+                if script.ack_frames && frames_seen > script.ack_after {
                     let _ = ws.send(reply(&j, &r, "ok", json!({})));
                 }
                 let _ = tx.send(Ev::Frame {
@@ -671,4 +677,32 @@ fn replies_to_frames_are_acks_for_the_window() {
             .any(|e| matches!(e, Ev::Connected { conn, .. } if *conn > 1)),
         "no stall, no reconnect"
     );
+}
+
+#[test]
+fn a_channel_that_starts_replying_mid_connection_is_not_a_stall() {
+    // The field bug: frames unanswered for a while, then replies began, and
+    // the camera waited for replies to the old frames: "no ack", reconnect.
+    let server = PhxServer::start(Script {
+        ack_frames: true,
+        ack_after: 40,
+        ..Script::default()
+    });
+    let cfg = common::temp_path("phx-ackafter.toml");
+    std::fs::write(&cfg, "[relay]\nack_timeout = 1\n").unwrap();
+    let cam = camera(&server, &["--fps", "20", "--config", cfg.to_str().unwrap()]);
+    let evs = server.collect(6 * SEC);
+    assert!(
+        frames_on(&evs).len() >= 60,
+        "frames: {}",
+        frames_on(&evs).len()
+    );
+    assert!(
+        !evs.iter()
+            .any(|e| matches!(e, Ev::Connected { conn, .. } if *conn > 1)),
+        "no stall, no reconnect"
+    );
+    assert!(cam.lines_with("no ack for").is_empty());
+    assert!(cam.wait_log("relay acknowledges frames", SEC).is_some());
+    let _ = std::fs::remove_file(cfg);
 }

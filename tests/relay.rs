@@ -657,20 +657,46 @@ fn check_config_validates_the_server_table() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server.listne"), "{err}");
-    std::fs::write(
-        &p,
+    let check = |text: &str| {
+        std::fs::write(&p, text).unwrap();
+        let out = Command::new(bin())
+            .arg("check-config")
+            .arg(&p)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // What `stream` would refuse, check-config refuses: no relay here.
+    let (ok, out) = check(
         "camera = \"c\"\n[source]\ndevice = \"pattern\"\n[server]\nlisten = \"127.0.0.1:1\"\n",
-    )
-    .unwrap();
-    let out = Command::new(bin())
-        .arg("check-config")
-        .arg(&p)
-        .output()
-        .unwrap();
+    );
+    assert!(!ok && out.contains("relay.url"), "{out}");
+    let (ok, out) = check(
+        "camera = \"c\"\n[source]\ndevice = \"pattern\"\n[relay]\nurl = \"ws://h/x\"\n[server]\nlisten = \"127.0.0.1:1\"\n",
+    );
+    assert!(ok, "{out}");
+    // An empty file does not start a camera either.
+    let (ok, out) = check("");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        !ok && (out.contains("relay.url") || out.contains("source.device")),
+        "{out}"
+    );
+    // A relay-only file is a relay's config: ok.
+    let (ok, out) = check("[server]\nlisten = \"127.0.0.1:1\"\nmax_cameras = 8\n");
+    assert!(ok && out.contains("relay settings only"), "{out}");
+    // Type errors name the key, in plain words.
+    let (ok, out) = check("[source]\nfps = \"fifteen\"\n");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("source.fps: expected a whole number from 0 to 4294967295, found \"fifteen\""),
+        "{out}"
     );
 }
 

@@ -411,3 +411,170 @@ fn the_config_file_sets_the_log_level_and_the_flag_wins() {
     assert_eq!(debug_lines(&["--log-level", "info"]), 0, "--log-level wins");
     let _ = std::fs::remove_file(cfg);
 }
+
+#[test]
+fn a_relay_that_starts_acking_mid_connection_is_not_taken_for_a_stall() {
+    // Seen against real Phoenix: frames went out unacked for a while, then
+    // acks began, and the camera called the link stalled because it waited
+    // for acks of the frames sent before. Ack mode starts at the first ack.
+    let cfg = temp_path("ackafter.toml");
+    std::fs::write(&cfg, "[relay]\nack_timeout = 1\nwindow = 1\n").unwrap();
+    let relay = TestRelay::start(Behavior::AckAfter(40));
+    let cam = camera(&relay, &["--fps", "20", "--config", cfg.to_str().unwrap()]);
+    // 40 unacked frames at 20 fps: two seconds, twice the ack timeout.
+    let events = relay.collect(6 * SEC);
+    let on_first: Vec<_> = frames(&events)
+        .into_iter()
+        .filter(|(c, _, _)| *c == 1)
+        .collect();
+    assert!(
+        on_first.len() >= 60,
+        "frames kept flowing: {}",
+        on_first.len()
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Connected { conn: 2, .. })),
+        "the camera reconnected"
+    );
+    assert!(cam.lines_with("no ack for").is_empty(), "false stall");
+    assert!(cam.wait_log("relay acknowledges frames", SEC).is_some());
+    let _ = std::fs::remove_file(cfg);
+}
+
+#[test]
+fn an_oversized_message_from_the_relay_is_refused() {
+    let relay = TestRelay::start(Behavior::Normal { ack: true });
+    let cam = camera(&relay, &[]);
+    assert!(
+        relay
+            .wait_for(10 * SEC, |e| matches!(e, Event::Frame { .. }).then_some(()))
+            .is_some()
+    );
+    // 100 KiB of "command": more than the camera takes from a relay.
+    relay.send_text(&format!(
+        r#"{{"type":"set","junk":"{}"}}"#,
+        "x".repeat(100 << 10)
+    ));
+    assert!(cam.wait_log("oversized message", 5 * SEC).is_some());
+    assert!(
+        relay
+            .wait_for(5 * SEC, |e| matches!(e, Event::Connected { conn: 2, .. })
+                .then_some(()))
+            .is_some(),
+        "reconnects"
+    );
+}
+
+#[test]
+fn a_relay_without_the_auth_subprotocol_is_named_once_and_not_hammered() {
+    let relay = TestRelay::start(Behavior::NoSubprotocol);
+    let cam = camera(&relay, &["--token", "t", "--auth-subprotocol"]);
+    assert!(
+        cam.wait_log("does not speak the Phoenix auth subprotocol", 10 * SEC)
+            .is_some()
+    );
+    // Backed off to the maximum: no second attempt within a few seconds.
+    std::thread::sleep(3 * SEC);
+    assert_eq!(relay.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(cam.lines_with("auth_subprotocol").len() == 1);
+}
+
+#[test]
+fn a_source_that_is_no_camera_is_a_startup_error_in_plain_words() {
+    let relay = TestRelay::start(Behavior::Normal { ack: true });
+    for (source, words) in [
+        ("/etc/passwd", "is not a V4L2 device"),
+        ("/dev/zerocam-no-such-camera", "does not exist"),
+    ] {
+        let mut cam = camera(&relay, &["--source", source]);
+        let st = cam.wait_exit(10 * SEC).expect("exits");
+        assert!(!st.success(), "{source}: {st:?}");
+        let err = cam.log.lock().unwrap().join("\n");
+        assert!(err.contains(words), "{source}: {err}");
+        assert!(!err.contains("Inappropriate ioctl"), "{err}");
+    }
+    // With source.wait_for_device the camera waits for the device instead.
+    let cfg = temp_path("wait.toml");
+    std::fs::write(&cfg, "[source]\nwait_for_device = 0.5\n").unwrap();
+    let mut cam = camera(
+        &relay,
+        &[
+            "--source",
+            "/dev/zerocam-no-such-camera",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    assert!(cam.wait_log("reopening with backoff", 10 * SEC).is_some());
+    assert!(cam.wait_exit(SEC).is_none(), "keeps running, retrying");
+    // The stats line says why no frames arrive.
+    drop(cam);
+    let mut cam = camera(
+        &relay,
+        &[
+            "--source",
+            "/dev/zerocam-no-such-camera",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--stats-interval",
+            "0.5",
+        ],
+    );
+    assert!(
+        cam.wait_log("no frames: /dev/zerocam-no-such-camera", 10 * SEC)
+            .is_some()
+    );
+    cam.signal(libc::SIGTERM);
+    assert!(cam.wait_exit(5 * SEC).is_some());
+    let _ = std::fs::remove_file(cfg);
+}
+
+#[test]
+fn stats_lines_fit_a_serial_console_and_are_quiet_while_paused() {
+    let relay = TestRelay::start(Behavior::Normal { ack: true });
+    let cam = camera(&relay, &["--stats-interval", "0.3", "--fps", "10"]);
+    assert!(cam.wait_log("stats:", 10 * SEC).is_some());
+    relay.send_text(r#"{"type":"pause"}"#);
+    assert!(cam.wait_log("relay says pause", 5 * SEC).is_some());
+    let at_pause = cam.lines_with(" stats: ").len();
+    std::thread::sleep(3 * SEC);
+    let paused_lines = cam.lines_with(" stats: ").len() - at_pause;
+    // One line on entering the pause (maybe one more from the interval that
+    // straddled it), not one per 0.3 s.
+    assert!(paused_lines <= 2, "{paused_lines} stats lines while paused");
+    relay.send_text(r#"{"type":"resume"}"#);
+    std::thread::sleep(SEC);
+    for line in cam.lines_with(" stats: ") {
+        assert!(
+            line.chars().count() <= 100,
+            "{} chars: {line}",
+            line.chars().count()
+        );
+    }
+}
+
+#[test]
+fn timeouts_the_systemd_watchdog_would_contradict_are_refused_at_start() {
+    let cfg = temp_path("wd.toml");
+    std::fs::write(&cfg, "[relay]\nconnect_timeout = 600\n").unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args([
+            "stream",
+            "--source",
+            "pattern",
+            "--relay",
+            "ws://127.0.0.1:9/x",
+            "--config",
+        ])
+        .arg(&cfg)
+        .env("WATCHDOG_USEC", "60000000")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("relay.connect_timeout"), "{err}");
+    assert!(err.contains("WatchdogSec=60"), "{err}");
+    let _ = std::fs::remove_file(cfg);
+}

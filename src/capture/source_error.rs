@@ -57,7 +57,7 @@ impl SourceError {
         match e.raw_os_error() {
             Some(libc::ENOENT) => SourceError::new(
                 Kind::NoDevice,
-                format!("{p} does not exist (camera not connected, or its driver not loaded?)"),
+                format!("{p} does not exist; camera unplugged, or its driver not loaded?"),
             ),
             Some(libc::ENODEV | libc::ENXIO) => {
                 SourceError::new(Kind::NoDevice, format!("{p}: no such device (unplugged?)"))
@@ -70,10 +70,16 @@ impl SourceError {
                 Kind::Busy,
                 format!("{p} is busy ({step}): {}", busy_hint(path)),
             ),
-            Some(libc::ENOTTY) => SourceError::new(
-                Kind::NotCapture,
-                format!("{p} is not a V4L2 device ({step} is not supported by it)"),
-            ),
+            Some(libc::ENOTTY) => {
+                let what = match std::fs::metadata(path) {
+                    Ok(m) if m.is_file() => "a regular file",
+                    _ => "a device of another kind",
+                };
+                SourceError::new(
+                    Kind::NotCapture,
+                    format!("{p} is not a V4L2 device ({what}: {step} is not supported)"),
+                )
+            }
             Some(libc::EISDIR) => SourceError::new(
                 Kind::NotCapture,
                 format!("{p} is a directory, not a V4L2 device"),

@@ -113,21 +113,22 @@ impl Default for Settings {
 }
 
 /// Parses the raw `[server]` table (as kept by [`crate::config::FileConfig`]).
+/// Errors name the key (`server.max_cameras`) in plain words.
 pub fn parse_section(table: Option<&toml::Table>) -> Result<ServerSection, ConfigError> {
     let Some(t) = table else {
         return Ok(ServerSection::default());
     };
-    toml::Value::Table(t.clone())
-        .try_into::<ServerSection>()
-        .map_err(|e| {
-            let msg = e.message().to_string();
-            let key = msg
-                .strip_prefix("unknown field `")
-                .and_then(|r| r.split('`').next())
-                .map(|f| format!("server.{f}"))
-                .unwrap_or_else(|| "server".to_string());
-            ConfigError::new(&key, msg)
-        })
+    serde_path_to_error::deserialize::<_, ServerSection>(toml::Value::Table(t.clone())).map_err(
+        |e| {
+            let path = e.path().to_string();
+            let key = if path == "." || path.is_empty() {
+                "server".to_string()
+            } else {
+                format!("server.{path}")
+            };
+            ConfigError::new(&key, crate::config::friendly(e.into_inner().message()))
+        },
+    )
 }
 
 impl Settings {
@@ -308,7 +309,12 @@ mod tests {
         let e = build("[server]\nmax_frame_bytes = 5\n").unwrap_err();
         assert_eq!(e.key, "server.max_frame_bytes");
         let e = build("[server.cameras.porch]\ntokne = \"x\"\n").unwrap_err();
-        assert!(e.reason.contains("tokne"), "{e}");
+        assert_eq!(e.key, "server.cameras.porch.tokne", "{e}");
+        let e = build("[server]\nmax_cameras = \"lots\"\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "server.max_cameras: expected a whole number from 0 to 4294967295, found \"lots\""
+        );
         let e = build("[server]\nsecret_file = \"/nonexistent/zerocam\"\n").unwrap_err();
         assert_eq!(e.key, "server.secret_file");
         let e = build("[server.viewers]\nbasic = [\"nocolon\"]\n").unwrap_err();

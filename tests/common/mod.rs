@@ -38,6 +38,12 @@ pub enum Behavior {
     DropAfterFrames(usize),
     /// Acks each frame only after `delay`; stops acking after `stop_after` acks.
     DelayedAck { delay: Duration, stop_after: usize },
+    /// Acks nothing for the first `frames` frames, then every frame (a
+    /// relay that starts acking mid-connection).
+    AckAfter(usize),
+    /// Accepts, but never answers the Phoenix auth subprotocol (Phoenix 1.7,
+    /// or a socket without `auth_token: true`).
+    NoSubprotocol,
 }
 
 /// What the test relay observed.
@@ -265,7 +271,7 @@ fn serve(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.split(',').any(|p| p.trim() == "phoenix"));
         let mut resp = resp;
-        if offers_phoenix {
+        if offers_phoenix && !matches!(behavior, Behavior::NoSubprotocol) {
             resp.headers_mut()
                 .insert("sec-websocket-protocol", "phoenix".parse().unwrap());
         }
@@ -334,6 +340,9 @@ fn serve(
                         let _ = ws.send(Message::binary(vec![0x0A]));
                     }
                     Behavior::DelayedAck { .. } => pending_acks.push(Instant::now()),
+                    Behavior::AckAfter(k) if frames > k => {
+                        let _ = ws.send(Message::binary(vec![0x0A]));
+                    }
                     Behavior::DropAfterFrames(k) if frames >= k => {
                         let _ = tx.send(Event::Closed {
                             conn: n,
