@@ -859,9 +859,8 @@ mod tests {
             "led.pin: \"foo\" is not a pin (a BCM GPIO number 0..=53, \"act\" or \"none\")"
         );
         // No Rust names anywhere.
-        for m in [e.to_string()] {
-            assert!(!m.contains("String(") && !m.contains("u32"), "{m}");
-        }
+        let m = e.to_string();
+        assert!(!m.contains("String(") && !m.contains("u32"), "{m}");
         let e = parse_str("[source\nfps = 3").unwrap_err();
         assert!(e.to_string().starts_with("not valid TOML"), "{e}");
     }
