@@ -56,6 +56,8 @@ struct Tally {
     last_seq: Option<u64>,
     first_at: Option<Instant>,
     last_at: Option<Instant>,
+    /// Receipt time minus the COM capture time, ms, per frame.
+    latency_ms: Vec<f64>,
 }
 
 impl Tally {
@@ -71,9 +73,21 @@ impl Tally {
             (Some(a), Some(b)) => format!("{a}..{b}"),
             _ => "-".into(),
         };
+        let mut lat = self.latency_ms.clone();
+        lat.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            lat.get(((lat.len().max(1) - 1) as f64 * p).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
         format!(
-            "VIEWER received={} decoded={} undecodable={} size={size} fps={fps:.1} seq={seq}",
-            self.received, self.decoded, self.undecodable
+            "VIEWER received={} decoded={} undecodable={} size={size} fps={fps:.1} seq={seq} latency_ms_p50={:.0} latency_ms_p90={:.0} latency_ms_max={:.0}",
+            self.received,
+            self.decoded,
+            self.undecodable,
+            q(0.5),
+            q(0.9),
+            q(1.0)
         )
     }
 }
@@ -117,6 +131,8 @@ fn view(url: &str, frames: u64, timeout: Duration) -> Result<()> {
                 if let Some(m) = zerocam::wire::com::parse(&b) {
                     t.first_seq.get_or_insert(m.seq);
                     t.last_seq = Some(m.seq);
+                    let age = zerocam::frame::now_us().saturating_sub(m.ts_us);
+                    t.latency_ms.push(age as f64 / 1000.0);
                 }
                 let mut d = jpeg_decoder::Decoder::new(&b[..]);
                 match d.decode() {

@@ -20,8 +20,8 @@ pi_root() {
 
 pi_apt_install() {
     pi_log "installing with apt: $*"
-    pi_root apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive pi_root apt-get install -y -qq "$@" >&2
+    pi_root apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+    DEBIAN_FRONTEND=noninteractive pi_root apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@" >&2
 }
 
 # pi_setup [qemu]: makes sure everything the ARM build (and, with "qemu",

@@ -3,7 +3,8 @@
 # `CASE-FAIL <name>: <reason>` line; stream cases also print one `RESULT`
 # line with frames captured, sent and decoded and the fps achieved.
 #
-# Case names: probe, <format>-<W>x<H> (e.g. yuyv-640x480), camera-loss.
+# Case names: probe, <format>-<W>x<H> (e.g. yuyv-640x480), camera-loss,
+# slow-encode, busy.
 
 PORT=8080
 RELAY=ws://127.0.0.1:$PORT
@@ -98,6 +99,8 @@ run_case() {
   case $CASE in
     probe) case_probe ;;
     camera-loss) case_camera_loss ;;
+    slow-encode) case_slow_encode ;;
+    busy) case_busy ;;
     *-*x*) case_stream "${CASE%%-*}" "${CASE#*-}" ;;
     *) fail "unknown case" ;;
   esac
@@ -191,5 +194,63 @@ case_camera_loss() {
   esac
   grep -q "link lost" "$log" && { fail "the relay link was lost during the device loss"; return; }
   [ "$(grep -c "reopening with backoff" "$log")" -le 3 ] || { fail "the loss was logged once per retry"; return; }
+  pass
+}
+
+# Encoding slower than capture (1280x720 YUYV at 30 fps under emulation):
+# the camera must take the newest ready buffer, count the older ones as
+# drops, and stamp frames with the driver's capture time, so the latency a
+# viewer sees (receipt - COM ts) stays within about two frame intervals
+# plus one encode. Frames taken oldest-first would wait in the driver's
+# queue (up to 3 encodes more) and push it far past that.
+case_slow_encode() {
+  id=cam-slow log=/tmp/$id.log view=/tmp/$id.view
+  CASE_LOGS="$log /tmp/relay.log $view"
+  start_relay || { fail "relay did not start"; return; }
+  start_camera "$id" "$log" --format YUYV --size 1280x720 --fps 30 --stats-interval 2
+  wait_for_log "$log" "granted YUYV 1280x720" 30 || { fail "no 'granted YUYV 1280x720'"; return; }
+  timeout 150 vm_guest view "$RELAY/cameras/$id/ws" 30 120 >"$view" 2>&1
+  vrc=$?
+  cat "$view"
+  stop_camera "$log" || { fail "camera did not stop cleanly (rc $CAM_RC)"; return; }
+  [ $vrc = 0 ] || { fail "viewer failed (rc $vrc)"; return; }
+  enc=$(grep -o "enc [0-9]*/[0-9]* ms" "$log" | tail -1 | sed 's#enc [0-9]*/\([0-9]*\) ms#\1#')
+  p90=$(sed -n 's/.*latency_ms_p90=\([0-9]*\).*/\1/p' "$view")
+  totals=$(grep -o "stopped: .*" "$log" | tail -1)
+  dropped=$(echo "$totals" | sed -n 's/.* \([0-9]*\) dropped.*/\1/p')
+  interval=33
+  # Two frame intervals plus one encode, and 150 ms for the relay hop and
+  # the emulated guest's scheduling.
+  bound=$((2 * interval + ${enc:-0} + 150))
+  echo "RESULT $CASE: encode_p99=${enc}ms latency_p90=${p90}ms bound=${bound}ms dropped=$dropped ($totals)"
+  [ "${enc:-0}" -gt "$interval" ] || { fail "encoding (p99 ${enc} ms) is not slower than capture here"; return; }
+  [ "${p90:-999999}" -le "$bound" ] || { fail "latency p90 ${p90} ms is over ${bound} ms: frames waited in the queue"; return; }
+  [ "${dropped:-0}" -gt 0 ] || { fail "no stale frames counted as dropped"; return; }
+  pass
+}
+
+# A device another process streams from: the second camera says who holds
+# it, keeps retrying slowly (one line, no exit), and takes over once the
+# first one stops.
+case_busy() {
+  a=/tmp/cam-busy-a.log b=/tmp/cam-busy-b.log
+  CASE_LOGS="$a $b /tmp/relay.log"
+  start_relay || { fail "relay did not start"; return; }
+  start_camera cam-busy-a "$a" --format YUYV --size 640x480 --fps 30
+  pid_a=$CAM_PID
+  wait_for_log "$a" "granted YUYV" 30 || { fail "the first camera did not start"; return; }
+  start_camera cam-busy-b "$b" --format YUYV --size 640x480 --fps 30
+  pid_b=$CAM_PID
+  wait_for_log "$b" "is busy" 20 || { fail "the second camera did not say the device is busy"; return; }
+  grep "is busy" "$b" | head -1 | sed "s/^/VM: camera log: /"
+  grep "is busy" "$b" | grep -q "pid $pid_a (zerocam)" || { fail "the busy line does not name the holder (pid $pid_a)"; return; }
+  sleep 12
+  kill -0 "$pid_b" 2>/dev/null || { fail "the second camera exited on a busy device"; return; }
+  [ "$(grep -c "is busy" "$b")" -eq 1 ] || { fail "busy was logged more than once"; return; }
+  CAM_PID=$pid_a
+  stop_camera "$a" || { fail "the first camera did not stop cleanly"; return; }
+  CAM_PID=$pid_b
+  wait_for_log "$b" "source /dev/video0 is back" 25 || { fail "the second camera did not take the device over"; return; }
+  stop_camera "$b" || { fail "the second camera did not stop cleanly (rc $CAM_RC)"; return; }
   pass
 }
