@@ -262,6 +262,33 @@ fn stream_in_background(
     })
 }
 
+/// A camera `id` streaming big, incompressible 320x240 frames (they fill a
+/// stalled viewer's socket buffers fast) every `interval` in the
+/// background; returns its thread, its stop flag and its sent count.
+fn stream_noise(
+    addr: SocketAddr,
+    id: &str,
+    interval: Duration,
+) -> (
+    std::thread::JoinHandle<Cam>,
+    Arc<AtomicBool>,
+    Arc<AtomicU64>,
+) {
+    let frames: Vec<Vec<u8>> = (0..4).map(|i| jpeg(320, 240, i, true)).collect();
+    assert!(frames[0].len() > 50_000, "{}", frames[0].len());
+    let cam = Cam::connect(addr, id, None);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let streamer = stream_in_background(
+        cam,
+        stop.clone(),
+        sent.clone(),
+        move |seq| with_com(&frames[seq as usize % 4], seq, 320, 240),
+        interval,
+    );
+    (streamer, stop, sent)
+}
+
 #[test]
 fn camera_to_websocket_mjpeg_and_snapshot_viewers() {
     let relay = Relay::start(&["--token", "t1", "--token", "t2"], None);
@@ -467,20 +494,7 @@ fn a_second_connection_replaces_the_first() {
 #[test]
 fn a_stalled_viewer_does_not_slow_the_camera_or_a_fast_viewer() {
     let relay = Relay::start(&[], None);
-    // Big, incompressible frames fill a stalled viewer's socket buffers fast.
-    let frames: Arc<Vec<Vec<u8>>> = Arc::new((0..4).map(|i| jpeg(320, 240, i, true)).collect());
-    assert!(frames[0].len() > 50_000, "{}", frames[0].len());
-    let cam = Cam::connect(relay.addr, "busy", None);
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicU64::new(0));
-    let f = frames.clone();
-    let streamer = stream_in_background(
-        cam,
-        stop.clone(),
-        sent.clone(),
-        move |seq| with_com(&f[seq as usize % 4], seq, 320, 240),
-        Duration::from_millis(30),
-    );
+    let (streamer, stop, sent) = stream_noise(relay.addr, "busy", Duration::from_millis(30));
 
     // The stalled viewer: a small receive buffer, and it never reads.
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -1043,18 +1057,7 @@ fn snapshots_of_a_paused_camera_are_fresh_and_carry_their_capture_time() {
 #[test]
 fn a_slow_mjpeg_viewer_is_one_frame_behind_and_a_stalled_one_is_closed() {
     let relay = Relay::start(&[], Some("[server]\nviewer_write_timeout = 1.5\n"));
-    let frames: Arc<Vec<Vec<u8>>> = Arc::new((0..4).map(|i| jpeg(320, 240, i, true)).collect());
-    let cam = Cam::connect(relay.addr, "mj", None);
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicU64::new(0));
-    let f = frames.clone();
-    let streamer = stream_in_background(
-        cam,
-        stop.clone(),
-        sent.clone(),
-        move |seq| with_com(&f[seq as usize % 4], seq, 320, 240),
-        Duration::from_millis(40),
-    );
+    let (streamer, stop, sent) = stream_noise(relay.addr, "mj", Duration::from_millis(40));
     eventually("frames flowing", || sent.load(Ordering::Relaxed) > 5);
 
     // A slow reader: about a third of the camera's bytes per second.

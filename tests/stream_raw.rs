@@ -485,8 +485,14 @@ fn a_relay_without_the_auth_subprotocol_is_named_once_and_not_hammered() {
 fn a_source_that_is_no_camera_is_a_startup_error_in_plain_words() {
     let relay = TestRelay::start(Behavior::Normal { ack: true });
     for (source, words) in [
-        ("/etc/passwd", "is not a V4L2 device"),
-        ("/dev/zerocam-no-such-camera", "does not exist"),
+        (
+            "/etc/passwd",
+            "/etc/passwd: not a V4L2 device (a regular file",
+        ),
+        (
+            "/dev/zerocam-no-such-camera",
+            "/dev/zerocam-no-such-camera: does not exist",
+        ),
     ] {
         let mut cam = camera(&relay, &["--source", source]);
         let st = cam.wait_exit(10 * SEC).expect("exits");

@@ -215,17 +215,18 @@ impl Recovery {
         }
         p.counters.source_errors.fetch_add(1, Ordering::Relaxed);
         p.health.set_source_ok(false);
-        p.set_source_error(Some(e.message.clone()));
-        if self.logged.as_deref() == Some(e.message.as_str()) {
-            log::debug!("source: {e} (retrying)");
+        let what = format!("{}: {e}", cfg.kind);
+        p.set_source_error(Some(what.clone()));
+        if self.logged.as_deref() == Some(what.as_str()) {
+            log::debug!("source {what} (retrying)");
         } else {
             match retry {
                 Policy::RetrySlowly => {
-                    log::warn!("source: {e}; retrying every {} s", SLOW_RETRY.as_secs())
+                    log::warn!("source {what}; retrying every {} s", SLOW_RETRY.as_secs())
                 }
-                _ => log::warn!("source: {e}; reopening with backoff"),
+                _ => log::warn!("source {what}; reopening with backoff"),
             }
-            self.logged = Some(e.message.clone());
+            self.logged = Some(what);
         }
         let delay = match retry {
             Policy::RetrySlowly => SLOW_RETRY,
@@ -315,7 +316,8 @@ impl Publisher {
     /// Runs until shutdown (`Ok`) or a source error (`Err`).
     fn pump(&mut self, p: &Pipeline, src: &mut dyn FrameSource) -> io::Result<()> {
         let paced = src.self_paced();
-        let device_period = Duration::from_secs(1) / src.granted().fps.max(1);
+        let device_fps = src.granted().fps;
+        let device_period = Duration::from_secs(1) / device_fps.max(1);
         let mut due: Option<Instant> = None;
         loop {
             p.health.beat_capture();
@@ -329,8 +331,12 @@ impl Publisher {
                 continue;
             };
             p.health.set_source_ok(true);
-            if frame.skipped > 0 {
-                // Stale frames never sent: a gap in seq, counted as dropped.
+            // Frames the source had before this one were stale by the time
+            // the encoder was free: drops, and a gap in seq. Not while
+            // paused, nor while decimating to a lower live fps (those frames
+            // would not have been sent anyway).
+            let decimating = !paced && fps < device_fps;
+            if frame.skipped > 0 && !p.controls.paused() && !decimating {
                 p.counters
                     .stale
                     .fetch_add(u64::from(frame.skipped), Ordering::Relaxed);

@@ -26,7 +26,7 @@ pub enum Kind {
     Failed,
 }
 
-/// A source failure: its kind and the line to log.
+/// A source failure: its kind and what to say after `source <path>: `.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceError {
     pub kind: Kind,
@@ -53,23 +53,21 @@ impl SourceError {
     /// Classifies an OS error from opening or setting up the device `path`
     /// during `step` (e.g. "open", "setting the format").
     pub fn from_io(path: &Path, step: &str, e: &io::Error) -> SourceError {
-        let p = path.display();
         match e.raw_os_error() {
             Some(libc::ENOENT) => SourceError::new(
                 Kind::NoDevice,
-                format!("{p} does not exist; camera unplugged, or its driver not loaded?"),
+                "does not exist; camera unplugged, or its driver not loaded?".to_string(),
             ),
             Some(libc::ENODEV | libc::ENXIO) => {
-                SourceError::new(Kind::NoDevice, format!("{p}: no such device (unplugged?)"))
+                SourceError::new(Kind::NoDevice, "no such device (unplugged?)".to_string())
             }
             Some(libc::EACCES | libc::EPERM) => SourceError::new(
                 Kind::Permission,
-                format!("{p}: permission denied; {}", permission_hint(path)),
+                format!("permission denied; {}", permission_hint(path)),
             ),
-            Some(libc::EBUSY) => SourceError::new(
-                Kind::Busy,
-                format!("{p} is busy ({step}): {}", busy_hint(path)),
-            ),
+            Some(libc::EBUSY) => {
+                SourceError::new(Kind::Busy, format!("busy ({step}): {}", busy_hint(path)))
+            }
             Some(libc::ENOTTY) => {
                 let what = match std::fs::metadata(path) {
                     Ok(m) if m.is_file() => "a regular file",
@@ -77,14 +75,14 @@ impl SourceError {
                 };
                 SourceError::new(
                     Kind::NotCapture,
-                    format!("{p} is not a V4L2 device ({what}: {step} is not supported)"),
+                    format!("not a V4L2 device ({what}: {step} is not supported)"),
                 )
             }
             Some(libc::EISDIR) => SourceError::new(
                 Kind::NotCapture,
-                format!("{p} is a directory, not a V4L2 device"),
+                "a directory, not a V4L2 device".to_string(),
             ),
-            _ => SourceError::new(Kind::Failed, format!("{p}: {step} failed: {e}")),
+            _ => SourceError::new(Kind::Failed, format!("{step} failed: {e}")),
         }
     }
 
@@ -230,10 +228,11 @@ mod tests {
         let p = Path::new("/dev/video7");
         let e = |n| SourceError::from_io(p, "open", &io::Error::from_raw_os_error(n));
         assert_eq!(e(libc::ENOENT).kind, Kind::NoDevice);
-        assert!(e(libc::ENOENT).message.contains("does not exist"));
+        assert!(e(libc::ENOENT).message.starts_with("does not exist"));
         assert_eq!(e(libc::ENODEV).kind, Kind::NoDevice);
         assert_eq!(e(libc::EACCES).kind, Kind::Permission);
-        assert!(e(libc::EACCES).message.contains("permission denied"));
+        assert!(e(libc::EACCES).message.starts_with("permission denied"));
+        assert!(e(libc::EBUSY).message.starts_with("busy (open): "));
         assert_eq!(e(libc::EBUSY).kind, Kind::Busy);
         let t = e(libc::ENOTTY);
         assert_eq!(t.kind, Kind::NotCapture);

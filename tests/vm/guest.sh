@@ -218,7 +218,8 @@ case_slow_encode() {
   p90=$(sed -n 's/.*latency_ms_p90=\([0-9]*\).*/\1/p' "$view")
   totals=$(grep -o "stopped: .*" "$log" | tail -1)
   dropped=$(echo "$totals" | sed -n 's/.* \([0-9]*\) dropped.*/\1/p')
-  interval=33
+  gfps=$(grep -o "granted YUYV 1280x720 .* @ [0-9]* fps" "$log" | head -1 | sed 's/.* @ \([0-9]*\) fps/\1/')
+  interval=$((1000 / ${gfps:-30}))
   # Two frame intervals plus one encode, and 150 ms for the relay hop and
   # the emulated guest's scheduling.
   bound=$((2 * interval + ${enc:-0} + 150))
@@ -241,12 +242,12 @@ case_busy() {
   wait_for_log "$a" "granted YUYV" 30 || { fail "the first camera did not start"; return; }
   start_camera cam-busy-b "$b" --format YUYV --size 640x480 --fps 30
   pid_b=$CAM_PID
-  wait_for_log "$b" "is busy" 20 || { fail "the second camera did not say the device is busy"; return; }
-  grep "is busy" "$b" | head -1 | sed "s/^/VM: camera log: /"
-  grep "is busy" "$b" | grep -q "pid $pid_a (zerocam)" || { fail "the busy line does not name the holder (pid $pid_a)"; return; }
+  wait_for_log "$b" "source /dev/video0: busy" 20 || { fail "the second camera did not say the device is busy"; return; }
+  grep "source /dev/video0: busy" "$b" | head -1 | sed "s/^/VM: camera log: /"
+  grep "source /dev/video0: busy" "$b" | grep -q "pid $pid_a (zerocam)" || { fail "the busy line does not name the holder (pid $pid_a)"; return; }
   sleep 12
   kill -0 "$pid_b" 2>/dev/null || { fail "the second camera exited on a busy device"; return; }
-  [ "$(grep -c "is busy" "$b")" -eq 1 ] || { fail "busy was logged more than once"; return; }
+  [ "$(grep -c "source /dev/video0: busy" "$b")" -eq 1 ] || { fail "busy was logged more than once"; return; }
   CAM_PID=$pid_a
   stop_camera "$a" || { fail "the first camera did not stop cleanly"; return; }
   CAM_PID=$pid_b

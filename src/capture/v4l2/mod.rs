@@ -143,8 +143,7 @@ pub fn query_caps(dev: &Device) -> io::Result<Caps> {
 }
 
 /// Why a node is no camera zerocam can stream from, if it is not.
-fn not_capture(path: &Path, caps: &Caps) -> Option<String> {
-    let p = path.display();
+fn not_capture(caps: &Caps) -> Option<String> {
     if caps.caps & V4L2_CAP_VIDEO_CAPTURE == 0 {
         let what = if caps.caps & V4L2_CAP_VIDEO_CAPTURE_MPLANE != 0 {
             "a multi-planar capture device (not supported yet)"
@@ -152,15 +151,12 @@ fn not_capture(path: &Path, caps: &Caps) -> Option<String> {
             "not a video capture device (a metadata, output or codec node?)"
         };
         return Some(format!(
-            "{p} ({}, driver {}) is {what}; `zerocam probe` lists the usable ones",
+            "{} (driver {}) is {what}; `zerocam probe` lists the usable ones",
             caps.card, caps.driver
         ));
     }
     if caps.caps & V4L2_CAP_STREAMING == 0 {
-        return Some(format!(
-            "{p} ({}) does not support streaming I/O",
-            caps.card
-        ));
+        return Some(format!("{} does not support streaming I/O", caps.card));
     }
     None
 }
@@ -193,16 +189,12 @@ impl V4l2Source {
         let at = |step: &'static str| move |e: io::Error| SourceError::from_io(path, step, &e);
         let dev = Device::with_path(path).map_err(at("open"))?;
         let caps = query_caps(&dev).map_err(at("VIDIOC_QUERYCAP"))?;
-        if let Some(why) = not_capture(path, &caps) {
+        if let Some(why) = not_capture(&caps) {
             return Err(SourceError::new(Kind::NotCapture, why));
         }
         let offers = offers(&dev).map_err(at("listing formats"))?;
-        let choice: Choice = mode::choose_in(&offers, format, width, height, fps).map_err(|e| {
-            SourceError::new(
-                Kind::NoFormat,
-                format!("{} ({}): {e}", path.display(), caps.card),
-            )
-        })?;
+        let choice: Choice = mode::choose_in(&offers, format, width, height, fps)
+            .map_err(|e| SourceError::new(Kind::NoFormat, format!("{}: {e}", caps.card)))?;
         log::info!(
             "{} ({}, {}): requesting {choice}",
             path.display(),
@@ -236,7 +228,7 @@ impl V4l2Source {
                 path.display()
             ),
         }
-        let stride = checked_stride(path, format, got.width, got.height, got.stride)?;
+        let stride = checked_stride(format, got.width, got.height, got.stride)?;
         log::info!(
             "{}: granted {} {}x{} stride {} (sizeimage {}) @ {} fps",
             path.display(),
@@ -286,7 +278,6 @@ impl V4l2Source {
 /// whatever numbers the driver reports (on 32-bit ARM their product can
 /// wrap).
 fn checked_stride(
-    path: &Path,
     format: SourceFormat,
     width: u32,
     height: u32,
@@ -303,8 +294,7 @@ fn checked_stride(
         _ => Err(SourceError::new(
             Kind::NoFormat,
             format!(
-                "{}: the driver reports {width}x{height} with a line stride of {reported} bytes: a frame that size cannot be captured",
-                path.display()
+                "the driver reports {width}x{height} with a line stride of {reported} bytes: a frame that size cannot be captured"
             ),
         )),
     }
@@ -432,7 +422,7 @@ fn probe_one(path: &Path, want: (u32, u32, u32)) -> io::Result<bool> {
         caps.bus
     );
     println!("  caps: {:#010x}", caps.caps);
-    if let Some(why) = not_capture(path, &caps) {
+    if let Some(why) = not_capture(&caps) {
         println!("  not usable: {why}");
         return Ok(false);
     }
@@ -498,7 +488,11 @@ pub fn probe(device: Option<&Path>) -> anyhow::Result<()> {
         match probe_one(node, want) {
             Ok(true) => usable += 1,
             Ok(false) => {}
-            Err(e) => println!("{}", SourceError::from_io(node, "open", &e)),
+            Err(e) => println!(
+                "{}: {}",
+                node.display(),
+                SourceError::from_io(node, "open", &e)
+            ),
         }
         println!();
     }
