@@ -1,9 +1,13 @@
 # (3) Phoenix Channels (zerocam `protocol = "phoenix"`, serializer V2): the
-# camera joins "camera:<id>" and pushes each JPEG as a binary "frame" event.
+# camera joins "camera:<id>" and pushes each JPEG as a binary "frame" event;
+# the channel republishes it on "frames:<id>" (viewer_channel.ex shows it to
+# browsers, on any node of the cluster, through Phoenix.PubSub).
 #
-# endpoint.ex:
-#   socket "/camera_socket", MyAppWeb.CameraUserSocket, websocket: [check_origin: false]
-#   socket "/live_socket", MyAppWeb.ViewerSocket, websocket: true   # browsers: keep check_origin
+# endpoint.ex (no check_origin: false: the camera sends no Origin, which
+# Phoenix lets through with the check on):
+#   socket "/camera_socket", MyAppWeb.CameraUserSocket, websocket: true, longpoll: false
+#   # Phoenix >= 1.8, for zerocam's --auth-subprotocol (token in a header,
+#   # not in the URL), add `auth_token: true` to that line.
 # zerocam: url = "wss://example.com/camera_socket", protocol = "phoenix", token = "…"
 #   (the camera adds /websocket?vsn=2.0.0&token=… and joins "camera:<camera id>")
 defmodule MyAppWeb.CameraUserSocket do
@@ -12,49 +16,61 @@ defmodule MyAppWeb.CameraUserSocket do
   channel "camera:*", MyAppWeb.CameraChannel
 
   @impl true
-  def connect(%{"token" => token}, socket, _connect_info) do
+  # Phoenix >= 1.8 with `auth_token: true` and zerocam's --auth-subprotocol:
+  # the token arrives here (connect_info gets :auth_token automatically).
+  def connect(_params, socket, %{auth_token: token}) when is_binary(token),
+    do: check(token, socket)
+
+  # Otherwise the query string's ?token=… (what Phoenix 1.7 sockets see:
+  # they cannot read the Authorization header).
+  def connect(%{"token" => token}, socket, _connect_info), do: check(token, socket)
+  def connect(_params, _socket, _connect_info), do: :error
+
+  defp check(token, socket) do
     if Plug.Crypto.secure_compare(token, Application.fetch_env!(:my_app, :camera_token)),
       do: {:ok, socket},
       else: :error
   end
-
-  def connect(_params, _socket, _connect_info), do: :error
 
   @impl true
   def id(_socket), do: nil
 end
 
 defmodule MyAppWeb.CameraChannel do
-  use Phoenix.Channel
+  # log_handle_in: false: at debug level Phoenix logs every push, two lines
+  # per frame with a dump of the JPEG.
+  use Phoenix.Channel, log_handle_in: false
 
   @impl true
-  def join("camera:" <> _id = topic, payload, socket) do
+  def join("camera:" <> id, payload, socket) do
     # payload: %{"token" => …, "camera" => …, "width" => …, "height" => …, "fps" => …}
-    {:ok, assign(socket, topic: topic, hello: Map.delete(payload, "token"))}
+    {:ok, assign(socket, camera: id, hello: Map.delete(payload, "token"))}
   end
 
   @impl true
   def handle_in("frame", {:binary, jpeg}, socket) do
-    # Viewers subscribe to "view:" <> topic (see viewer_channel.ex).
-    MyAppWeb.Endpoint.broadcast("view:" <> socket.assigns.topic, "frame", {:binary, jpeg})
+    # "frames:<id>", not this channel's own topic: raw PubSub messages on
+    # "camera:<id>" would reach this process as unexpected messages.
+    Phoenix.PubSub.broadcast(MyApp.PubSub, "frames:" <> socket.assigns.camera,
+      {:zerocam_frame, socket.assigns.camera, jpeg})
+
     # Replying turns on zerocam's in-flight window (each reply is an ack);
     # {:noreply, socket} works too, without the window.
     {:reply, :ok, socket}
   end
 
   def handle_in("stats", stats, socket) do
-    MyAppWeb.Endpoint.broadcast("view:" <> socket.assigns.topic, "stats", stats)
+    Phoenix.PubSub.broadcast(MyApp.PubSub, "frames:" <> socket.assigns.camera,
+      {:zerocam_stats, socket.assigns.camera, stats})
+
     {:noreply, socket}
   end
 
-  # Steer the camera: MyAppWeb.Endpoint.broadcast("camera:porch", "pause", %{})
-  # or "set" with %{fps: 5, quality: 70}; broadcasts reach the camera as is.
-end
+  # The camera's answer to set/pause/resume: what it now actually uses.
+  def handle_in("settings", _settings, socket), do: {:noreply, socket}
 
-defmodule MyAppWeb.ViewerChannel do
-  use Phoenix.Channel
-
-  # On the browsers' socket: channel "view:camera:*", MyAppWeb.ViewerChannel
-  @impl true
-  def join("view:camera:" <> _id, _params, socket), do: {:ok, socket}
+  # Steer the camera from anywhere in the cluster:
+  #   MyAppWeb.Endpoint.broadcast("camera:porch", "pause", %{})
+  #   MyAppWeb.Endpoint.broadcast("camera:porch", "set", %{fps: 5, quality: 70})
+  # Broadcasts on the channel's topic reach the camera as they are.
 end

@@ -1,10 +1,10 @@
 # (1) A bare Phoenix.Socket.Transport for zerocam's `raw` dialect: each binary
-# message is one JPEG; it is relayed with Phoenix.PubSub and acked with 0x0A
-# so the camera bounds what is in flight.
+# message is one JPEG; it is relayed with Phoenix.PubSub on "frames:<id>" and
+# acked with 0x0A so the camera bounds what is in flight.
 #
-# endpoint.ex:
-#   socket "/ingest", MyAppWeb.CameraSocket,
-#     websocket: [path: "", check_origin: false], longpoll: false
+# endpoint.ex (no check_origin: false needed: the camera sends no Origin,
+# and Phoenix lets an origin-less request through with the check on):
+#   socket "/ingest", MyAppWeb.CameraSocket, websocket: [path: ""], longpoll: false
 # zerocam (protocol = "raw"): url = "wss://example.com/ingest?camera=porch", token = "…"
 defmodule MyAppWeb.CameraSocket do
   @behaviour Phoenix.Socket.Transport
@@ -33,7 +33,9 @@ defmodule MyAppWeb.CameraSocket do
 
   @impl true
   def handle_in({jpeg, opcode: :binary}, state) do
-    Phoenix.PubSub.broadcast(MyApp.PubSub, "camera:" <> state.camera, {:frame, jpeg})
+    # "frames:<id>", not the Channel topic "camera:<id>": a Channel process on
+    # that topic would get these as unexpected messages, one warning a frame.
+    Phoenix.PubSub.broadcast(MyApp.PubSub, "frames:" <> state.camera, {:zerocam_frame, state.camera, jpeg})
     {:reply, :ok, {:binary, @ack}, state}
   end
 
@@ -41,7 +43,7 @@ defmodule MyAppWeb.CameraSocket do
     # hello, heartbeat, stats: JSON with a "type" field.
     case Jason.decode(text) do
       {:ok, %{"type" => "stats"} = stats} ->
-        Phoenix.PubSub.broadcast(MyApp.PubSub, "camera:" <> state.camera, {:stats, stats})
+        Phoenix.PubSub.broadcast(MyApp.PubSub, "frames:" <> state.camera, {:zerocam_stats, state.camera, stats})
 
       _ ->
         :ok

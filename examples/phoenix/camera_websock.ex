@@ -26,7 +26,8 @@ defmodule MyAppWeb.CameraWebSock do
 
   @impl true
   def handle_in({jpeg, opcode: :binary}, state) do
-    Phoenix.PubSub.broadcast(MyApp.PubSub, "camera:" <> state.camera, {:frame, jpeg})
+    # "frames:<id>" and a shape no Channel expects (see camera_socket.ex).
+    Phoenix.PubSub.broadcast(MyApp.PubSub, "frames:" <> state.camera, {:zerocam_frame, state.camera, jpeg})
     # One 0x0A per frame: the camera then keeps at most `window` frames in flight.
     {:push, {:binary, <<10>>}, state}
   end
