@@ -584,3 +584,45 @@ fn timeouts_the_systemd_watchdog_would_contradict_are_refused_at_start() {
     assert!(err.contains("WatchdogSec=60"), "{err}");
     let _ = std::fs::remove_file(cfg);
 }
+
+/// Voluntary context switches of one thread of `pid` (its main thread: the
+/// stream loop runs there).
+fn switches(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_throttled_camera_waits_for_writability_instead_of_polling() {
+    // A relay that takes the handshake and then reads nothing: the socket
+    // fills, and the camera must hold frames back. It should sleep until
+    // the socket can take more (POLLOUT with TCP_NOTSENT_LOWAT), waking for
+    // new frames only, not poll every few milliseconds.
+    let relay = TestRelay::start(Behavior::SilentAfterHandshake);
+    let cam = camera(
+        &relay,
+        &["--fps", "15", "--size", "640x480", "--heartbeat", "20"],
+    );
+    assert!(
+        relay
+            .wait_for(10 * SEC, |e| matches!(e, Event::Connected { .. })
+                .then_some(()))
+            .is_some()
+    );
+    // Let the kernel buffers fill.
+    std::thread::sleep(3 * SEC);
+    let pid = cam.child.id();
+    let (s0, t0) = (switches(pid), Instant::now());
+    std::thread::sleep(3 * SEC);
+    let per_s = (switches(pid) - s0) as f64 / t0.elapsed().as_secs_f64();
+    eprintln!("stream thread: {per_s:.0} wake-ups/s while throttled");
+    // About one per captured frame (15/s) plus timers; a 5 ms poll loop
+    // would be 200/s and more.
+    assert!(per_s < 80.0, "{per_s:.0} wake-ups/s while throttled");
+    assert!(cam.lines_with("link lost").is_empty(), "still connected");
+}

@@ -207,7 +207,7 @@ case_slow_encode() {
   id=cam-slow log=/tmp/$id.log view=/tmp/$id.view
   CASE_LOGS="$log /tmp/relay.log $view"
   start_relay || { fail "relay did not start"; return; }
-  start_camera "$id" "$log" --format YUYV --size 1280x720 --fps 30 --stats-interval 2
+  start_camera "$id" "$log" --format YUYV --size 1280x720 --fps 30
   wait_for_log "$log" "granted YUYV 1280x720" 30 || { fail "no 'granted YUYV 1280x720'"; return; }
   timeout 150 vm_guest view "$RELAY/cameras/$id/ws" 30 120 >"$view" 2>&1
   vrc=$?
