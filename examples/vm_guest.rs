@@ -32,8 +32,9 @@ fn main() -> ExitCode {
             set_ctl(&args[1], &args[2], args.get(3).map(String::as_str))
         }
         Some("ctls") if args.len() == 2 => list_ctls(&args[1]),
+        Some("post") if args.len() == 4 => post(&args[1], &args[2], &args[3]),
         _ => Err(anyhow::anyhow!(
-            "usage: vm_guest view URL FRAMES TIMEOUT_S | ctl DEVICE NAME [VALUE] | ctls DEVICE"
+            "usage: vm_guest view URL FRAMES TIMEOUT_S | ctl DEVICE NAME [VALUE] | ctls DEVICE | post URL TOKEN JSON"
         )),
     };
     match res {
@@ -160,6 +161,40 @@ fn view(url: &str, frames: u64, timeout: Duration) -> Result<()> {
     println!("{}", t.line());
     if t.received < frames || t.decoded < t.received {
         bail!("view: wanted {frames} decodable frames, {}", t.line());
+    }
+    Ok(())
+}
+
+/// `post URL TOKEN JSON`: an HTTP/1.0 POST (busybox has no JSON POST);
+/// prints `HTTP <status> <body>`, exits non-zero unless 2xx.
+fn post(url: &str, token: &str, body: &str) -> Result<()> {
+    use std::io::{Read, Write};
+    let rest = url
+        .strip_prefix("http://")
+        .context("post: only http:// URLs")?;
+    let (hostport, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let addr = hostport.to_socket_addrs()?.next().context("no address")?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: {hostport}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut all = Vec::new();
+    s.read_to_end(&mut all)?;
+    let text = String::from_utf8_lossy(&all);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    println!("HTTP {status} {}", body.trim());
+    if !(200..300).contains(&status) {
+        bail!("post: HTTP {status}");
     }
     Ok(())
 }

@@ -77,6 +77,9 @@ pub struct SourceSection {
     pub format: Option<String>,
     /// Seconds to wait at start-up for the device node to appear.
     pub wait_for_device: Option<f64>,
+    /// Image controls set at every open: `brightness = 60`, `hflip = true`,
+    /// `power_line_frequency = "50 Hz"`.
+    pub controls: Option<toml::Table>,
 }
 
 /// `[relay]`: where frames go.
@@ -245,6 +248,8 @@ pub struct SourceConfig {
     /// order (MJPEG, YUYV, NV12, YU12).
     pub format: Option<[u8; 4]>,
     pub wait_for_device: Duration,
+    /// `[source.controls]`: set at every open, checked against the device.
+    pub controls: Vec<(String, ControlValue)>,
 }
 
 /// Relay connection settings.
@@ -300,6 +305,7 @@ pub struct Config {
     pub led: LedConfig,
 }
 
+use crate::wire::message::ControlValue;
 /// Limits, shared with the `set` command so that both reject the same values.
 pub use crate::wire::message::{FPS_RANGE, QUALITY_RANGE};
 /// Largest frame side we accept (V4L2 devices top out well below this).
@@ -566,6 +572,7 @@ impl Config {
             Some(f) => Some(parse_format("source.format", f)?),
             None => None,
         };
+        let controls = parse_controls(s.controls.as_ref())?;
         let wait_for_device = seconds(
             "source.wait_for_device",
             s.wait_for_device.unwrap_or(0.0),
@@ -687,6 +694,7 @@ impl Config {
                 quality,
                 format,
                 wait_for_device,
+                controls,
             },
             relay: RelayConfig {
                 url,
@@ -710,6 +718,41 @@ impl Config {
             led,
         })
     }
+}
+
+/// `[source.controls]`: names in lower_snake_case, values numbers, booleans
+/// or menu item names. Ranges are the device's, checked when it opens.
+fn parse_controls(t: Option<&toml::Table>) -> Result<Vec<(String, ControlValue)>, ConfigError> {
+    let mut out = Vec::new();
+    for (name, v) in t.into_iter().flatten() {
+        let key = format!("source.controls.{name}");
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(ConfigError::new(
+                &key,
+                "control names are lower_snake_case, like brightness or hflip",
+            ));
+        }
+        let value = match v {
+            toml::Value::Integer(n) => ControlValue::Int(*n),
+            toml::Value::Boolean(b) => ControlValue::Bool(*b),
+            toml::Value::String(s) => ControlValue::Text(s.clone()),
+            other => {
+                return Err(ConfigError::new(
+                    &key,
+                    format!(
+                        "expected a number, true/false or a menu item's name, found {}",
+                        toml_text(other)
+                    ),
+                ));
+            }
+        };
+        out.push((name.clone(), value));
+    }
+    Ok(out)
 }
 
 fn parse_led_pin(v: Option<&toml::Value>) -> Result<LedPin, ConfigError> {
@@ -943,6 +986,38 @@ mod tests {
                 .unwrap()
                 .is_relay_only()
         );
+    }
+
+    #[test]
+    fn source_controls_are_read_and_checked() {
+        let c = build(&OK.replace(
+            "device = \"pattern\"",
+            "device = \"pattern\"\n[source.controls]\nbrightness = 10\nhflip = true\npower_line_frequency = \"50 Hz\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.source.controls,
+            vec![
+                ("brightness".into(), ControlValue::Int(10)),
+                ("hflip".into(), ControlValue::Bool(true)),
+                (
+                    "power_line_frequency".into(),
+                    ControlValue::Text("50 Hz".into())
+                ),
+            ]
+        );
+        let e = build(&OK.replace(
+            "device = \"pattern\"",
+            "device = \"pattern\"\n[source.controls]\nbrightness = 1.5",
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "source.controls.brightness");
+        let e = build(&OK.replace(
+            "device = \"pattern\"",
+            "device = \"pattern\"\n[source.controls]\nBrightness = 1",
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "source.controls.Brightness");
     }
 
     #[test]

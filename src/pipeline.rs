@@ -7,9 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::config::{SourceConfig, SourceKind};
 use crate::slot::{Slot, Waker};
+use crate::wire::message::ControlValue;
 
 /// Settings the relay can change while streaming (`pause`, `resume`, `set`).
 #[derive(Debug)]
@@ -53,6 +55,61 @@ impl Controls {
     }
     pub fn request_shutdown(&self) {
         self.shutdown.store(true, Ordering::Relaxed)
+    }
+}
+
+/// Image-control requests from the relay (stream thread) to the source
+/// (capture thread), and the source's answer: the controls it has and
+/// their values, read back from the device.
+#[derive(Debug, Default)]
+pub struct ControlDesk {
+    requests: Mutex<Vec<(String, ControlValue)>>,
+    report: Mutex<ControlReport>,
+    /// Bumped every time the capture thread publishes a report.
+    version: AtomicU64,
+}
+
+/// The controls a source has now, as `settings` carries them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ControlReport {
+    /// name → current value.
+    pub values: Map<String, Value>,
+    /// name → type and range.
+    pub ranges: Map<String, Value>,
+}
+
+impl ControlDesk {
+    /// Queues controls to set (the stream thread, on `set`). Bounded: a
+    /// relay that floods `set`s cannot grow this past a few hundred.
+    pub fn request(&self, controls: Vec<(String, ControlValue)>) {
+        let mut q = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        q.extend(controls);
+        let excess = q.len().saturating_sub(256);
+        q.drain(..excess);
+    }
+
+    /// Takes the queued requests (the capture thread).
+    pub fn take_requests(&self) -> Vec<(String, ControlValue)> {
+        std::mem::take(&mut *self.requests.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Publishes what the source has now (the capture thread).
+    pub fn publish(&self, report: ControlReport) {
+        *self.report.lock().unwrap_or_else(|p| p.into_inner()) = report;
+        self.version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The last published report.
+    pub fn report(&self) -> ControlReport {
+        self.report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// How many reports have been published.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
     }
 }
 
@@ -207,6 +264,8 @@ pub struct SourceInfo {
 pub struct Pipeline {
     pub slot: Slot,
     pub controls: Controls,
+    /// Image controls between the relay and the source.
+    pub desk: ControlDesk,
     pub counters: Counters,
     pub waker: Arc<Waker>,
     pub health: Health,
@@ -241,6 +300,7 @@ impl Pipeline {
         Ok(Arc::new(Pipeline {
             slot: Slot::new(waker.clone()),
             controls: Controls::new(requested.fps, quality),
+            desk: ControlDesk::default(),
             counters: Counters::default(),
             waker,
             health: Health::new(),

@@ -1106,3 +1106,203 @@ fn a_slow_mjpeg_viewer_is_one_frame_behind_and_a_stalled_one_is_closed() {
     stop.store(true, Ordering::Relaxed);
     streamer.join().unwrap();
 }
+
+/// An HTTP request with a body; status and body.
+fn http_send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(HANG)).unwrap();
+    let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        String::from_utf8_lossy(&all[split + 4..]).to_string(),
+    )
+}
+
+/// The luma of pixel (x, y) of a snapshot.
+fn luma_at(jpeg: &[u8], x: usize, y: usize) -> u8 {
+    let mut d = jpeg_decoder::Decoder::new(jpeg);
+    let px = d.decode().unwrap();
+    let w = d.info().unwrap().width as usize;
+    let i = (y * w + x) * 3;
+    // Rough luma from RGB.
+    ((px[i] as u32 * 3 + px[i + 1] as u32 * 6 + px[i + 2] as u32) / 10) as u8
+}
+
+#[test]
+fn camera_settings_through_the_api_need_admin_and_take_effect() {
+    let relay = Relay::start(
+        &[],
+        Some("[server]\npause_after = 0.5\n[server.admin]\ntokens = [\"adm\"]\n"),
+    );
+    let url = format!("ws://{}/ingest/set", relay.addr);
+    let _cam = Zerocam::stream(&[
+        "--relay", &url, "--camera", "set", "--size", "160x120", "--fps", "10",
+    ]);
+    let get = || -> serde_json::Value {
+        match http_get(relay.addr, "/cameras/set/settings") {
+            (200, _, body) => serde_json::from_slice(&body).unwrap(),
+            _ => serde_json::Value::Null, // not connected yet
+        }
+    };
+    eventually("the camera reports its settings", || {
+        get()["settings"]["ranges"]["hflip"].is_object()
+    });
+    let s = get();
+    assert_eq!(s["settings"]["fps"], 10);
+    assert_eq!(s["settings"]["controls"]["vflip"], false);
+    let post = |token: Option<&str>, body: &str| {
+        http_send(relay.addr, "POST", "/cameras/set/settings", token, body)
+    };
+    // Changing needs the admin's token; reading does not.
+    assert_eq!(post(None, r#"{"fps":5}"#).0, 401);
+    assert_eq!(post(Some("viewer"), r#"{"fps":5}"#).0, 403);
+    // Bad fields are refused, naming the field.
+    for (body, words) in [
+        (r#"{"fps":0}"#, "fps: expected a whole number in 1..=120"),
+        (r#"{"quality":"high"}"#, "quality"),
+        (r#"{"paused":1}"#, "paused: expected true or false"),
+        (
+            r#"{"controls":{"brightness":500}}"#,
+            "controls.brightness: 500 is out of range (-100..=100)",
+        ),
+        (
+            r#"{"controls":{"zoom":1}}"#,
+            "controls.zoom: the camera has no such control",
+        ),
+        (r#"{"bogus":1}"#, "unknown field `bogus`"),
+        (r#"{}"#, "nothing to change"),
+        ("not json", "not JSON"),
+    ] {
+        let (st, text) = post(Some("adm"), body);
+        assert_eq!(st, 400, "{body}: {text}");
+        assert!(text.contains(words), "{body}: {text}");
+    }
+    // fps: the answer is the camera's own, and the measured rate follows.
+    let (st, text) = post(Some("adm"), r#"{"fps":3}"#);
+    assert_eq!(st, 200, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["settings"]["fps"], 3, "{v}");
+    let mut viewer = ws_connect(relay.addr, "/cameras/set/ws", None).unwrap();
+    // Count frames over 3 s: 3 fps gives about 9; 10 fps would give 30.
+    let _ = viewer.read();
+    let t0 = Instant::now();
+    let mut n = 0;
+    while t0.elapsed() < Duration::from_secs(3) {
+        if let Ok(Message::Binary(_)) = viewer.read() {
+            n += 1;
+        }
+    }
+    assert!((6..=12).contains(&n), "{n} frames in 3 s at 3 fps");
+    // hflip: the image follows (the pattern's bars are white on the left).
+    let (_, _, before) = http_get(relay.addr, "/cameras/set/snapshot.jpg");
+    let (st, text) = post(Some("adm"), r#"{"controls":{"hflip":true}}"#);
+    assert_eq!(st, 200, "{text}");
+    assert!(text.contains(r#""hflip":true"#), "{text}");
+    let _ = viewer.read();
+    let (_, _, after) = http_get(relay.addr, "/cameras/set/snapshot.jpg");
+    let (l0, l1) = (luma_at(&before, 8, 40), luma_at(&after, 8, 40));
+    assert!(
+        l0 > 120 && l1 < 60,
+        "left edge luma {l0} → {l1}: not mirrored"
+    );
+    // An explicit pause holds while a viewer watches, until an explicit resume.
+    let (st, text) = post(Some("adm"), r#"{"paused":true}"#);
+    assert_eq!(st, 200, "{text}");
+    assert!(text.contains(r#""paused_by":"user""#), "{text}");
+    let (_, _, body) = http_get(relay.addr, "/cameras");
+    assert!(String::from_utf8_lossy(&body).contains(r#""paused_by":"user""#));
+    viewer
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut during = 0;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(2) {
+        if let Ok(Message::Binary(_)) = viewer.read() {
+            during += 1;
+        }
+    }
+    assert!(during <= 1, "{during} frames while paused by the user");
+    let (st, _) = post(Some("adm"), r#"{"paused":false}"#);
+    assert_eq!(st, 200);
+    viewer.get_ref().set_read_timeout(Some(HANG)).unwrap();
+    assert!(
+        matches!(viewer.read(), Ok(Message::Binary(_))),
+        "frames again"
+    );
+    // Counted per camera.
+    assert!(relay.metric("zerocam_settings_changes_total{camera=\"set\"}") >= 4.0);
+    assert_eq!(
+        relay.metric("zerocam_settings_rejected_total{camera=\"set\",reason=\"bad_request\"}"),
+        8.0
+    );
+    assert_eq!(
+        relay.metric("zerocam_settings_rejected_total{camera=\"set\",reason=\"unauthorized\"}"),
+        1.0
+    );
+    // Unknown and offline cameras: 404.
+    assert_eq!(
+        http_send(
+            relay.addr,
+            "POST",
+            "/cameras/nope/settings",
+            Some("adm"),
+            r#"{"fps":5}"#
+        )
+        .0,
+        404
+    );
+}
+
+#[test]
+fn settings_changes_are_refused_without_admin_and_time_out_without_an_answer() {
+    let relay = Relay::start(&[], None);
+    let mut cam = Cam::connect(relay.addr, "quiet", None);
+    cam.send_frame();
+    let (st, text) = http_send(
+        relay.addr,
+        "POST",
+        "/cameras/quiet/settings",
+        Some("x"),
+        r#"{"fps":5}"#,
+    );
+    assert_eq!(st, 403);
+    assert!(text.contains("[server.admin]"), "{text}");
+    let relay = Relay::start(&[], Some("[server.admin]\ntokens = [\"adm\"]\n"));
+    let mut cam = Cam::connect(relay.addr, "quiet", None);
+    cam.send_frame();
+    // This test camera never answers with settings: 504 after a few seconds.
+    let t0 = Instant::now();
+    let (st, text) = http_send(
+        relay.addr,
+        "POST",
+        "/cameras/quiet/settings",
+        Some("adm"),
+        r#"{"fps":5}"#,
+    );
+    assert_eq!(st, 504, "{text}");
+    assert!(t0.elapsed() >= Duration::from_secs(4));
+    // The command did reach the camera.
+    cam.wait_text(r#""type":"set""#);
+    assert_eq!(
+        relay.metric("zerocam_settings_rejected_total{camera=\"quiet\",reason=\"timeout\"}"),
+        1.0
+    );
+}

@@ -626,3 +626,66 @@ fn a_throttled_camera_waits_for_writability_instead_of_polling() {
     assert!(per_s < 80.0, "{per_s:.0} wake-ups/s while throttled");
     assert!(cam.lines_with("link lost").is_empty(), "still connected");
 }
+
+#[test]
+fn settings_answer_hello_set_pause_and_resume_with_what_the_camera_has() {
+    let relay = TestRelay::start(Behavior::Normal { ack: true });
+    let cam = camera(&relay, &["--fps", "10"]);
+    let settings = |relay: &TestRelay| {
+        relay
+            .wait_for(10 * SEC, |e| match e {
+                Event::Text { text, .. } if text.contains(r#""type":"settings""#) => {
+                    serde_json::from_str::<serde_json::Value>(&text).ok()
+                }
+                _ => None,
+            })
+            .expect("a settings message")
+    };
+    // Once after hello: the pattern's software controls, with ranges.
+    let s = settings(&relay);
+    assert_eq!(s["fps"], 10);
+    assert_eq!(s["paused"], false);
+    assert_eq!(s["controls"]["hflip"], false);
+    assert_eq!(s["ranges"]["brightness"]["min"], -100);
+    assert_eq!(s["ranges"]["vflip"]["type"], "boolean");
+    // A set: the valid parts apply, each refusal is one log line.
+    relay.send_text(
+        r#"{"type":"set","fps":5,"quality":0,"controls":{"hflip":true,"brightness":500,"nope":1}}"#,
+    );
+    let s = settings(&relay);
+    assert_eq!(s["fps"], 5);
+    assert_eq!(s["controls"]["hflip"], true, "{s}");
+    assert_eq!(s["controls"]["brightness"], 0, "{s}");
+    assert!(
+        cam.wait_log("control brightness: 500 is out of range (-100..=100)", SEC)
+            .is_some()
+    );
+    assert!(
+        cam.wait_log("control nope: this source has no such control", SEC)
+            .is_some()
+    );
+    assert!(cam.wait_log("quality 0 is out of range", SEC).is_some());
+    relay.send_text(r#"{"type":"pause"}"#);
+    assert_eq!(settings(&relay)["paused"], true);
+    relay.send_text(r#"{"type":"resume"}"#);
+    assert_eq!(settings(&relay)["paused"], false);
+}
+
+#[test]
+fn source_controls_from_the_config_apply_at_start() {
+    let cfg = temp_path("controls.toml");
+    std::fs::write(&cfg, "[source.controls]\nvflip = true\nbrightness = 30\n").unwrap();
+    let relay = TestRelay::start(Behavior::Normal { ack: true });
+    let _cam = camera(&relay, &["--config", cfg.to_str().unwrap()]);
+    let s = relay
+        .wait_for(10 * SEC, |e| match e {
+            Event::Text { text, .. } if text.contains(r#""type":"settings""#) => {
+                serde_json::from_str::<serde_json::Value>(&text).ok()
+            }
+            _ => None,
+        })
+        .expect("settings");
+    assert_eq!(s["controls"]["vflip"], true, "{s}");
+    assert_eq!(s["controls"]["brightness"], 30, "{s}");
+    let _ = std::fs::remove_file(cfg);
+}

@@ -1,6 +1,7 @@
 //! The capture stage: where frames come from (V4L2 or the test pattern),
 //! and the thread that turns them into JPEG frames in the pipeline's slot.
 
+pub mod controls;
 pub mod mode;
 pub mod pattern;
 pub mod source_error;
@@ -22,6 +23,7 @@ use crate::frame::Frame;
 use crate::pipeline::{Pipeline, SourceInfo};
 use crate::stream::backoff::Backoff;
 use crate::wire::com::FrameMeta;
+use crate::wire::message::ControlValue;
 
 /// What a source delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +104,18 @@ pub trait FrameSource {
     /// nothing yet, call again. `Err`: the source failed and must be
     /// reopened (a device that stays silent too long is an error too).
     fn next_frame(&mut self, fps: u32) -> io::Result<Option<SourceFrame<'_>>>;
+    /// The image controls the source has, with their current values.
+    fn controls(&mut self) -> Vec<controls::ControlInfo> {
+        Vec::new()
+    }
+    /// Sets control `id` to `value` (already checked against its range).
+    fn set_control(&mut self, id: u32, value: i64) -> io::Result<()> {
+        let _ = (id, value);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this source has no controls",
+        ))
+    }
 }
 
 /// Opens the configured source.
@@ -246,6 +260,38 @@ impl Recovery {
     }
 }
 
+/// Sets `requests` on `src`, each checked against what the source reports
+/// (a refusal is one log line naming the control and what it takes; the
+/// rest still apply), then publishes the controls as read back from it.
+fn apply_controls(p: &Pipeline, src: &mut dyn FrameSource, requests: Vec<(String, ControlValue)>) {
+    let infos = src.controls();
+    for (name, v) in requests {
+        let Some(c) = infos.iter().find(|c| c.name == name) else {
+            let names: Vec<&str> = infos.iter().map(|c| c.name.as_str()).collect();
+            log::warn!(
+                "control {name}: this source has no such control (it has: {})",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            );
+            continue;
+        };
+        match c.resolve(&v) {
+            Ok(x) => match src.set_control(c.id, x) {
+                Ok(()) => log::info!("control {name} set to {v}"),
+                Err(e) => log::warn!("control {name}: the device refused {v}: {e}"),
+            },
+            Err(why) => log::warn!("{why}"),
+        }
+    }
+    let (values, ranges) = controls::report(&src.controls());
+    p.desk
+        .publish(crate::pipeline::ControlReport { values, ranges });
+    p.waker.wake();
+}
+
 type Opener<'a> = dyn FnMut(&SourceConfig) -> Result<Box<dyn FrameSource + Send>, SourceError> + 'a;
 
 /// The capture loop; `open` is injectable for tests.
@@ -270,6 +316,11 @@ pub(crate) fn run(p: &Pipeline, cfg: &SourceConfig, open: &mut Opener<'_>) {
             }
         };
         recovery.opened(p, cfg);
+        // `[source.controls]` at every open (a replugged camera forgot
+        // them), then whatever the relay asked for meanwhile.
+        let mut wanted = cfg.controls.clone();
+        wanted.extend(p.desk.take_requests());
+        apply_controls(p, src.as_mut(), wanted);
         let g = src.granted().clone();
         log::info!(
             "source {}: {} {}x{} stride {} @ {} fps",
@@ -325,6 +376,10 @@ impl Publisher {
                 return Ok(());
             }
             let fps = p.controls.fps().max(1);
+            let requests = p.desk.take_requests();
+            if !requests.is_empty() {
+                apply_controls(p, src, requests);
+            }
             // The epoch before the frame: a pause from now on makes it stale.
             let epoch = p.slot.epoch();
             let Some(frame) = src.next_frame(fps)? else {

@@ -6,6 +6,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
+use super::controls::{ControlInfo, Kind};
 use super::{FrameSource, Granted, SourceFrame};
 use crate::encode::{RawFormat, RawImage};
 
@@ -131,6 +132,45 @@ impl Pattern {
         &self.frame
     }
 
+    /// The last rendered frame.
+    pub fn frame(&self) -> &[u8] {
+        &self.frame
+    }
+
+    /// Applies the software image controls to the last rendered frame:
+    /// mirror (`hflip`), upside down (`vflip`), and `brightness` added to
+    /// the luma (clamped to the video range).
+    pub fn adjust(&mut self, hflip: bool, vflip: bool, brightness: i64) {
+        let (w, h) = (self.width, self.height);
+        let row = w * 2;
+        if vflip {
+            for y in 0..h / 2 {
+                let (top, bottom) = self.frame.split_at_mut((h - 1 - y) * row);
+                top[y * row..(y + 1) * row].swap_with_slice(&mut bottom[..row]);
+            }
+        }
+        if hflip {
+            for r in self.frame.chunks_exact_mut(row) {
+                // YUYV: reverse the pixel pairs, and the two lumas of each.
+                let pairs = w / 2;
+                for i in 0..pairs / 2 {
+                    let j = pairs - 1 - i;
+                    for k in 0..4 {
+                        r.swap(i * 4 + k, j * 4 + k);
+                    }
+                }
+                for px in r.chunks_exact_mut(4) {
+                    px.swap(0, 2);
+                }
+            }
+        }
+        if brightness != 0 {
+            for px in self.frame.chunks_exact_mut(2) {
+                px[0] = (i64::from(px[0]) + brightness).clamp(16, 235) as u8;
+            }
+        }
+    }
+
     /// Draws white text on a black box at (x, y), clipped to the frame.
     fn text(&mut self, x: usize, y: usize, scale: usize, s: &[u8]) {
         let (w, h) = (self.width, self.height);
@@ -177,7 +217,15 @@ pub struct PatternSource {
     pattern: Pattern,
     granted: Granted,
     next_due: Option<Instant>,
+    hflip: bool,
+    vflip: bool,
+    brightness: i64,
 }
+
+/// The pattern's software controls, with the V4L2 ids of their namesakes.
+const HFLIP: u32 = 0x0098_0914;
+const VFLIP: u32 = 0x0098_0915;
+const BRIGHTNESS: u32 = 0x0098_0900;
 
 impl PatternSource {
     /// A pattern source of `width × height` (even) starting at `fps`.
@@ -193,6 +241,9 @@ impl PatternSource {
                 label: "pattern",
             },
             next_due: None,
+            hflip: false,
+            vflip: false,
+            brightness: 0,
         })
     }
 }
@@ -216,7 +267,9 @@ impl FrameSource for PatternSource {
         self.granted.fps = fps;
         let ts = crate::frame::now_us();
         let (w, h) = (self.granted.width, self.granted.height);
-        let data = self.pattern.render(ts);
+        self.pattern.render(ts);
+        self.pattern.adjust(self.hflip, self.vflip, self.brightness);
+        let data = self.pattern.frame();
         Ok(Some(SourceFrame {
             skipped: 0,
             captured_at_us: ts,
@@ -228,6 +281,48 @@ impl FrameSource for PatternSource {
                 data,
             }),
         }))
+    }
+
+    fn controls(&mut self) -> Vec<ControlInfo> {
+        let flag = |name: &str, id, on: bool| ControlInfo {
+            name: name.into(),
+            id,
+            kind: Kind::Boolean,
+            default: 0,
+            value: i64::from(on),
+            read_only: false,
+        };
+        vec![
+            flag("hflip", HFLIP, self.hflip),
+            flag("vflip", VFLIP, self.vflip),
+            ControlInfo {
+                name: "brightness".into(),
+                id: BRIGHTNESS,
+                kind: Kind::Integer {
+                    min: -100,
+                    max: 100,
+                    step: 1,
+                },
+                default: 0,
+                value: self.brightness,
+                read_only: false,
+            },
+        ]
+    }
+
+    fn set_control(&mut self, id: u32, value: i64) -> io::Result<()> {
+        match id {
+            HFLIP => self.hflip = value != 0,
+            VFLIP => self.vflip = value != 0,
+            BRIGHTNESS => self.brightness = value.clamp(-100, 100),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("the pattern has no control {id:#x}"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -410,5 +505,44 @@ mod tests {
         crate::encode::encode_raw(&img, 80, None, &mut out).unwrap();
         let px = jpeg_decoder::Decoder::new(&out[..]).decode().unwrap();
         assert_eq!(px.len(), 160 * 120 * 3);
+    }
+
+    #[test]
+    fn software_controls_flip_and_brighten() {
+        let (w, h) = (64usize, 48usize);
+        // The first frame of a fresh pattern each time: the same picture.
+        let first = |hflip, vflip, brightness| {
+            let mut p = Pattern::new(w as u32, h as u32).unwrap();
+            p.render(1);
+            p.adjust(hflip, vflip, brightness);
+            p.frame().to_vec()
+        };
+        let luma = |f: &[u8], x: usize, y: usize| f[(y * w + x) * 2];
+        let plain = first(false, false, 0);
+        let mirrored = first(true, false, 0);
+        let upside_down = first(false, true, 0);
+        let brighter = first(false, false, 40);
+        for y in 0..h {
+            for x in 0..w {
+                assert_eq!(
+                    luma(&mirrored, x, y),
+                    luma(&plain, w - 1 - x, y),
+                    "({x},{y})"
+                );
+                assert_eq!(
+                    luma(&upside_down, x, y),
+                    luma(&plain, x, h - 1 - y),
+                    "({x},{y})"
+                );
+            }
+        }
+        let (a, b) = (luma(&plain, 50, 40), luma(&brighter, 50, 40));
+        assert_eq!(b, (a + 40).min(235));
+        let mut src = PatternSource::new(64, 48, 30).unwrap();
+        let names: Vec<String> = src.controls().into_iter().map(|c| c.name).collect();
+        assert_eq!(names, ["hflip", "vflip", "brightness"]);
+        src.set_control(HFLIP, 1).unwrap();
+        assert_eq!(src.controls()[0].value, 1);
+        assert!(src.set_control(0x1234, 1).is_err());
     }
 }

@@ -68,7 +68,9 @@ impl SourceError {
             Some(libc::EBUSY) => {
                 SourceError::new(Kind::Busy, format!("busy ({step}): {}", busy_hint(path)))
             }
-            Some(libc::ENOTTY) => {
+            // ENOSYS: the ioctl is not known at all (qemu-user answers so
+            // for every V4L2 call).
+            Some(libc::ENOTTY | libc::ENOSYS) => {
                 let what = match std::fs::metadata(path) {
                     Ok(m) if m.is_file() => "a regular file",
                     _ => "a device of another kind",

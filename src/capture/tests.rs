@@ -16,6 +16,7 @@ fn cfg(fps: u32) -> SourceConfig {
         quality: 80,
         format: None,
         wait_for_device: Duration::ZERO,
+        controls: Vec::new(),
     }
 }
 

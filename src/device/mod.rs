@@ -125,6 +125,7 @@ mod tests {
             quality: 80,
             format: None,
             wait_for_device: Duration::ZERO,
+            controls: Vec::new(),
         };
         Pipeline::for_source(&source).unwrap()
     }

@@ -13,13 +13,13 @@
 //! viewers, or is refused when there is none.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::metrics::Histogram;
 use crate::wire::jpeg::JpegError;
@@ -64,6 +64,90 @@ pub struct CameraCounters {
     pub connects: AtomicU64,
     /// Viewers closed because they took no bytes for the write timeout.
     pub viewers_stalled: AtomicU64,
+    /// Settings changes sent to the camera through the settings API.
+    pub settings_changes: AtomicU64,
+    /// Settings changes refused, by [`SettingsReject::index`].
+    pub settings_rejected: [AtomicU64; SettingsReject::ALL.len()],
+}
+
+/// Why a settings change was refused (the `reason` label of
+/// `zerocam_settings_rejected_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsReject {
+    /// The body named a bad field.
+    BadRequest,
+    /// No admin credentials.
+    Unauthorized,
+    /// Wrong admin credentials, or none configured.
+    Forbidden,
+    /// The camera is not connected.
+    Offline,
+    /// The camera did not answer in time.
+    Timeout,
+}
+
+impl SettingsReject {
+    /// Every reason, in index order.
+    pub const ALL: [SettingsReject; 5] = [
+        SettingsReject::BadRequest,
+        SettingsReject::Unauthorized,
+        SettingsReject::Forbidden,
+        SettingsReject::Offline,
+        SettingsReject::Timeout,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SettingsReject::BadRequest => "bad_request",
+            SettingsReject::Unauthorized => "unauthorized",
+            SettingsReject::Forbidden => "forbidden",
+            SettingsReject::Offline => "offline",
+            SettingsReject::Timeout => "timeout",
+        }
+    }
+
+    /// Index into per-reason counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Commands queued to one camera connection: a few at most, so a flood of
+/// API calls cannot grow it.
+pub const OUTBOX: usize = 8;
+
+/// A command for a camera, from the settings API.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToCamera {
+    Pause,
+    Resume,
+    /// A `set` with these fields (`fps`, `quality`, `controls`).
+    Set(Map<String, Value>),
+}
+
+impl ToCamera {
+    /// The raw-dialect text message.
+    pub fn text(&self) -> String {
+        match self {
+            ToCamera::Pause => r#"{"type":"pause"}"#.to_string(),
+            ToCamera::Resume => r#"{"type":"resume"}"#.to_string(),
+            ToCamera::Set(fields) => {
+                let mut m = Map::new();
+                m.insert("type".into(), json!("set"));
+                m.extend(fields.clone());
+                Value::Object(m).to_string()
+            }
+        }
+    }
+}
+
+/// What the settings API knows of a camera: its last `settings` report
+/// (numbered, so a caller can wait for the next one).
+#[derive(Debug, Clone, Default)]
+pub struct Reported {
+    pub count: u64,
+    pub settings: Option<Map<String, Value>>,
 }
 
 /// Mutable facts about a camera's current (or last) connection.
@@ -97,6 +181,14 @@ pub struct Camera {
     viewers: watch::Sender<usize>,
     state: Mutex<State>,
     pub counters: CameraCounters,
+    /// The current connection's command queue: (generation, sender).
+    outbox: Mutex<Option<(u64, mpsc::Sender<ToCamera>)>>,
+    /// The camera's last `settings`.
+    reported: watch::Sender<Reported>,
+    /// An explicit pause (settings API) holds until an explicit resume,
+    /// across reconnects; the relay's own pause-when-unwatched does not
+    /// lift it.
+    user_paused: AtomicBool,
 }
 
 /// Relay-wide state shared by all handlers.
@@ -240,6 +332,9 @@ impl Hub {
                         viewers: watch::channel(0).0,
                         state: Mutex::new(State::default()),
                         counters: CameraCounters::default(),
+                        outbox: Mutex::new(None),
+                        reported: watch::channel(Reported::default()).0,
+                        user_paused: AtomicBool::new(false),
                     })
                 })
                 .clone()
@@ -285,7 +380,75 @@ impl Camera {
             st.offline_since = Some(Instant::now());
             st.kick = None;
             st.paused = false;
+            let mut outbox = lock(&self.outbox);
+            if outbox.as_ref().is_some_and(|(g, _)| *g == generation) {
+                *outbox = None;
+            }
         }
+    }
+
+    /// Opens the command queue of connection `generation`.
+    pub fn open_outbox(&self, generation: u64) -> mpsc::Receiver<ToCamera> {
+        let (tx, rx) = mpsc::channel(OUTBOX);
+        *lock(&self.outbox) = Some((generation, tx));
+        rx
+    }
+
+    /// Queues a command to the camera's current connection.
+    pub fn command(&self, cmd: ToCamera) -> Result<(), &'static str> {
+        let outbox = lock(&self.outbox);
+        let Some((_, tx)) = outbox.as_ref() else {
+            return Err("offline");
+        };
+        tx.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => "busy",
+            mpsc::error::TrySendError::Closed(_) => "offline",
+        })
+    }
+
+    /// Records the camera's `settings` report.
+    pub fn set_settings(&self, m: Map<String, Value>) {
+        self.reported.send_modify(|r| {
+            r.count += 1;
+            r.settings = Some(m);
+        });
+    }
+
+    /// The camera's last `settings` report.
+    pub fn reported(&self) -> Reported {
+        self.reported.borrow().clone()
+    }
+
+    /// Watches the camera's `settings` reports.
+    pub fn reported_watch(&self) -> watch::Receiver<Reported> {
+        self.reported.subscribe()
+    }
+
+    /// Is an explicit pause in force?
+    pub fn user_paused(&self) -> bool {
+        self.user_paused.load(Ordering::Relaxed)
+    }
+
+    /// Sets or lifts the explicit pause.
+    pub fn set_user_paused(&self, p: bool) {
+        self.user_paused.store(p, Ordering::Relaxed);
+    }
+
+    /// Who paused the camera, if anyone: `user` (settings API) or
+    /// `no_viewers` (the relay's pause-when-unwatched).
+    pub fn paused_by(&self) -> Option<&'static str> {
+        if self.user_paused() {
+            Some("user")
+        } else if lock(&self.state).paused {
+            Some("no_viewers")
+        } else {
+            None
+        }
+    }
+
+    /// Counts a refused settings change.
+    pub fn settings_rejected(&self, why: SettingsReject) {
+        self.counters.settings_rejected[why.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// True while a camera connection is attached.
@@ -369,14 +532,14 @@ impl Camera {
         lock(&self.state).stats = Some(v);
     }
 
-    /// Records whether the relay has paused the camera.
+    /// Records whether the relay has paused the camera for lack of viewers.
     pub fn set_paused(&self, p: bool) {
         lock(&self.state).paused = p;
     }
 
-    /// True when the relay has paused this camera.
+    /// True when the camera is paused, by the relay or by a user.
     pub fn paused(&self) -> bool {
-        lock(&self.state).paused
+        self.user_paused() || lock(&self.state).paused
     }
 
     /// The newest frame, if any.
@@ -443,6 +606,17 @@ impl Camera {
         let rejected: u64 = c.rejected.iter().map(|a| a.load(Ordering::Relaxed)).sum();
         let hello = st.hello.clone().map_or(Value::Null, Value::Object);
         let stats = st.stats.clone().map_or(Value::Null, Value::Object);
+        let auto_paused = st.paused;
+        drop(st);
+        let user_paused = self.user_paused();
+        let paused_by = if user_paused {
+            json!("user")
+        } else if auto_paused {
+            json!("no_viewers")
+        } else {
+            Value::Null
+        };
+        let st = lock(&self.state);
         json!({
             "id": self.id,
             "online": st.online,
@@ -454,7 +628,8 @@ impl Camera {
             "format": hello.get("format"),
             "version": hello.get("version"),
             "viewers": *self.viewers.borrow(),
-            "paused": st.paused,
+            "paused": user_paused || auto_paused,
+            "paused_by": paused_by,
             "last_frame_age_ms": age_ms,
             "frames_in": c.frames_in.load(Ordering::Relaxed),
             "frames_out": c.frames_out.load(Ordering::Relaxed),

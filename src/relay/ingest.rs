@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::App;
-use super::hub::{Attached, Camera};
+use super::hub::{Attached, Camera, ToCamera};
 use super::rejects::RejectLog;
 use crate::wire::jpeg::{self, JpegError};
 use crate::wire::message::{CameraText, parse_camera_text};
@@ -52,8 +52,19 @@ pub async fn run(app: Arc<App>, mut socket: WebSocket, mut attached: Attached) {
     let s = &app.settings;
     let mut viewers = camera.viewers_watch();
     let mut shutdown = app.shutdown.clone();
+    // Paused by the relay for lack of viewers (an explicit pause from the
+    // settings API is `camera.user_paused()` and holds until lifted).
     let mut paused = false;
     let mut idle_since = (camera.viewer_count() == 0).then(Instant::now);
+    let mut commands = camera.open_outbox(attached.generation);
+    // Pause is per connection on the camera: an explicit pause is said again.
+    if camera.user_paused() {
+        if let Step::Close(..) | Step::Gone =
+            send(&mut socket, Message::Text(ToCamera::Pause.text().into())).await
+        {
+            return;
+        }
+    }
     let mut rejects_in_row = 0u32;
     let mut log = RejectLog::default();
     // A deadline, not a timeout per wait: viewers coming and going must
@@ -61,7 +72,7 @@ pub async fn run(app: Arc<App>, mut socket: WebSocket, mut attached: Attached) {
     let mut silent_until = Instant::now() + s.camera_timeout;
 
     let end = loop {
-        let pause_at = match (s.pause_after, idle_since, paused) {
+        let pause_at = match (s.pause_after, idle_since, paused || camera.user_paused()) {
             (Some(grace), Some(t), false) => Some(t + grace),
             _ => None,
         };
@@ -84,8 +95,13 @@ pub async fn run(app: Arc<App>, mut socket: WebSocket, mut attached: Attached) {
                     if paused {
                         paused = false;
                         camera.set_paused(false);
-                        log::info!("camera {id}: viewer arrived, resuming");
-                        send(&mut socket, Message::Text(r#"{"type":"resume"}"#.into())).await
+                        if camera.user_paused() {
+                            // The user's pause holds; the page shows it.
+                            Step::Continue
+                        } else {
+                            log::info!("camera {id}: viewer arrived, resuming");
+                            send(&mut socket, Message::Text(ToCamera::Resume.text().into())).await
+                        }
                     } else {
                         Step::Continue
                     }
@@ -98,7 +114,19 @@ pub async fn run(app: Arc<App>, mut socket: WebSocket, mut attached: Attached) {
                 paused = true;
                 camera.set_paused(true);
                 log::info!("camera {id}: no viewers, pausing");
-                send(&mut socket, Message::Text(r#"{"type":"pause"}"#.into())).await
+                send(&mut socket, Message::Text(ToCamera::Pause.text().into())).await
+            }
+            Some(cmd) = commands.recv() => {
+                if cmd == ToCamera::Resume {
+                    // An explicit resume lifts the relay's own pause too; if
+                    // nobody watches, it pauses again after pause_after.
+                    paused = false;
+                    camera.set_paused(false);
+                    if camera.viewer_count() == 0 {
+                        idle_since = Some(Instant::now());
+                    }
+                }
+                send(&mut socket, Message::Text(cmd.text().into())).await
             }
             _ = sleep_until(silent_until) => Step::Close(
                 CLOSE_GOING_AWAY,
@@ -240,7 +268,7 @@ fn on_text(camera: &Camera, text: &str, log: &mut RejectLog) {
         }
         Ok(CameraText::Heartbeat) => {}
         Ok(CameraText::Stats(s)) => camera.set_stats(s),
-        Ok(CameraText::Settings(_)) => {}
+        Ok(CameraText::Settings(m)) => camera.set_settings(m),
         Ok(CameraText::Other(t)) => {
             camera.counters.bad_text.fetch_add(1, Ordering::Relaxed);
             log::debug!("camera {id}: ignoring message type `{t}`");

@@ -110,7 +110,7 @@ pub fn render(hub: &Hub) -> String {
     }
 
     type Get = fn(&super::hub::CameraCounters) -> &AtomicU64;
-    let per_camera: [(&str, &str, Get); 6] = [
+    let per_camera: [(&str, &str, Get); 7] = [
         (
             "zerocam_frames_in_total",
             "Valid frames received from cameras.",
@@ -133,6 +133,11 @@ pub fn render(hub: &Hub) -> String {
             "zerocam_camera_connects_total",
             "Camera connections accepted.",
             |c| &c.connects,
+        ),
+        (
+            "zerocam_settings_changes_total",
+            "Settings changes sent to the camera through POST /cameras/{id}/settings.",
+            |c| &c.settings_changes,
         ),
         (
             "zerocam_viewers_stalled_total",
@@ -188,6 +193,24 @@ pub fn render(hub: &Hub) -> String {
                 c.id,
                 r.as_str(),
                 load(&c.counters.rejected[r.index()])
+            );
+        }
+    }
+
+    head(
+        &mut o,
+        "zerocam_settings_rejected_total",
+        "counter",
+        "Settings changes refused, by reason: bad_request, unauthorized, forbidden, offline, timeout.",
+    );
+    for c in &cams {
+        for r in super::hub::SettingsReject::ALL {
+            let _ = writeln!(
+                o,
+                "zerocam_settings_rejected_total{{camera=\"{}\",reason=\"{}\"}} {}",
+                c.id,
+                r.as_str(),
+                load(&c.counters.settings_rejected[r.index()])
             );
         }
     }

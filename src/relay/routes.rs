@@ -26,7 +26,7 @@ use tokio::time::timeout;
 
 use super::App;
 use super::conn::ConnHandle;
-use super::hub::{Camera, Frame, Full, ViewerGuard};
+use super::hub::{Camera, Frame, Full, SettingsReject, ToCamera, ViewerGuard};
 use super::{auth, ingest, metrics};
 use crate::config::check_id;
 use crate::wire::MAX_CONTROL_MESSAGE;
@@ -37,6 +37,8 @@ const PAGE: &str = include_str!("page.html");
 const BOUNDARY: &str = "zerocamframe";
 /// What a viewer may send (it has nothing to say but close and pong).
 const VIEWER_READ_BUFFER: usize = 4096;
+/// How long a settings change waits for the camera's `settings` answer.
+const SETTINGS_WAIT: Duration = Duration::from_secs(5);
 
 /// Builds the router.
 pub fn router(app: Arc<App>) -> Router {
@@ -46,6 +48,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/cameras/{id}/ws", get(viewer_ws))
         .route("/cameras/{id}/mjpeg", get(mjpeg))
         .route("/cameras/{id}/snapshot.jpg", get(snapshot))
+        .route(
+            "/cameras/{id}/settings",
+            get(settings_get)
+                .post(settings_post)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_CONTROL_MESSAGE)),
+        )
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/ingest/{id}", get(ingest_ws))
@@ -226,6 +234,239 @@ async fn snapshot(
         frame.jpeg,
     )
         .into_response()
+}
+
+fn json_response(status: StatusCode, v: serde_json::Value) -> Response {
+    (status, [(header::CACHE_CONTROL, "no-store")], axum::Json(v)).into_response()
+}
+
+/// The settings API's view of a camera: what it last reported.
+fn settings_view(camera: &Camera) -> serde_json::Value {
+    let r = camera.reported();
+    serde_json::json!({
+        "camera": camera.id,
+        "online": camera.online(),
+        "paused_by": camera.paused_by(),
+        "settings": r.settings.map_or(serde_json::Value::Null, serde_json::Value::Object),
+    })
+}
+
+/// `GET /cameras/{id}/settings`: a viewer's right.
+async fn settings_get(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(d) = app.settings.viewer_auth.check(&uri, &headers) {
+        return denied(&app, d);
+    }
+    match app.hub.camera(&id) {
+        Some(c) => json_response(StatusCode::OK, settings_view(&c)),
+        None => plain(
+            StatusCode::NOT_FOUND,
+            format!("camera `{id}` is unknown (it is not connected to this relay)"),
+        ),
+    }
+}
+
+/// A settings change, checked field by field: the commands to send.
+pub fn parse_change(
+    body: &[u8],
+    ranges: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Result<Vec<ToCamera>, String> {
+    use crate::wire::message::{FPS_RANGE, QUALITY_RANGE};
+    use serde_json::Value;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let Value::Object(obj) = v else {
+        return Err("the body is not a JSON object".into());
+    };
+    let mut set = serde_json::Map::new();
+    let mut out = Vec::new();
+    for (k, v) in &obj {
+        match k.as_str() {
+            "fps" => {
+                let ok = v
+                    .as_u64()
+                    .filter(|n| *n <= 1000 && FPS_RANGE.contains(&(*n as u32)));
+                let n = ok.ok_or_else(|| {
+                    format!(
+                        "fps: expected a whole number in {}..={}, found {v}",
+                        FPS_RANGE.start(),
+                        FPS_RANGE.end()
+                    )
+                })?;
+                set.insert("fps".into(), n.into());
+            }
+            "quality" => {
+                let ok = v
+                    .as_u64()
+                    .filter(|n| *n <= 255 && QUALITY_RANGE.contains(&(*n as u8)));
+                let n = ok.ok_or_else(|| {
+                    format!("quality: expected a whole number in 1..=100, found {v}")
+                })?;
+                set.insert("quality".into(), n.into());
+            }
+            "paused" => match v {
+                Value::Bool(true) => out.push(ToCamera::Pause),
+                Value::Bool(false) => out.push(ToCamera::Resume),
+                other => return Err(format!("paused: expected true or false, found {other}")),
+            },
+            "controls" => {
+                let Value::Object(c) = v else {
+                    return Err(format!(
+                        "controls: expected an object of name: value, found {v}"
+                    ));
+                };
+                for (name, value) in c {
+                    if crate::wire::message::ControlValue::from_json(value).is_none() {
+                        return Err(format!(
+                            "controls.{name}: expected a number, true/false or a menu item's name, found {value}"
+                        ));
+                    }
+                    if let Some(ranges) = ranges {
+                        let Some(range) = ranges.get(name) else {
+                            let names: Vec<&str> = ranges.keys().map(String::as_str).collect();
+                            return Err(format!(
+                                "controls.{name}: the camera has no such control (it has: {})",
+                                names.join(", ")
+                            ));
+                        };
+                        if let (Some(x), Some(min), Some(max)) = (
+                            value.as_i64(),
+                            range.get("min").and_then(Value::as_i64),
+                            range.get("max").and_then(Value::as_i64),
+                        ) {
+                            if x < min || x > max {
+                                return Err(format!(
+                                    "controls.{name}: {x} is out of range ({min}..={max})"
+                                ));
+                            }
+                        }
+                    }
+                }
+                if !c.is_empty() {
+                    set.insert("controls".into(), Value::Object(c.clone()));
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unknown field `{other}` (the fields are fps, quality, paused and controls)"
+                ));
+            }
+        }
+    }
+    if !set.is_empty() {
+        out.push(ToCamera::Set(set));
+    }
+    if out.is_empty() {
+        return Err("nothing to change (the fields are fps, quality, paused and controls)".into());
+    }
+    Ok(out)
+}
+
+/// `POST /cameras/{id}/settings`: changing a camera needs the admin's
+/// credentials (`[server.admin]`), whatever the viewer auth is.
+async fn settings_post(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let camera = app.hub.camera(&id);
+    let reject = |why: SettingsReject| {
+        if let Some(c) = &camera {
+            c.settings_rejected(why);
+        }
+    };
+    let admin = &app.settings.admin_auth;
+    if admin.is_open() {
+        reject(SettingsReject::Forbidden);
+        return plain(
+            StatusCode::FORBIDDEN,
+            "changing camera settings needs [server.admin] tokens or basic users on this relay",
+        );
+    }
+    if let Err(d) = admin.check(&uri, &headers) {
+        reject(if d.status == StatusCode::UNAUTHORIZED {
+            SettingsReject::Unauthorized
+        } else {
+            SettingsReject::Forbidden
+        });
+        let mut r = plain(
+            d.status,
+            format!("{} (admin credentials, [server.admin])", d.message),
+        );
+        if d.status == StatusCode::UNAUTHORIZED && !admin.basic.is_empty() {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"zerocam admin\""),
+            );
+        }
+        return r;
+    }
+    let Some(camera) = camera else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            format!("camera `{id}` is unknown (it is not connected to this relay)"),
+        );
+    };
+    if !camera.online() {
+        camera.settings_rejected(SettingsReject::Offline);
+        return plain(StatusCode::NOT_FOUND, format!("camera `{id}` is offline"));
+    }
+    let ranges = camera
+        .reported()
+        .settings
+        .and_then(|s| s.get("ranges").and_then(|r| r.as_object().cloned()));
+    let commands = match parse_change(&body, ranges.as_ref()) {
+        Ok(c) => c,
+        Err(why) => {
+            camera.settings_rejected(SettingsReject::BadRequest);
+            return plain(StatusCode::BAD_REQUEST, why);
+        }
+    };
+    let mut reports = camera.reported_watch();
+    let want = reports.borrow_and_update().count + commands.len() as u64;
+    for cmd in commands {
+        match &cmd {
+            ToCamera::Pause => camera.set_user_paused(true),
+            ToCamera::Resume => camera.set_user_paused(false),
+            ToCamera::Set(_) => {}
+        }
+        if let Err(why) = camera.command(cmd) {
+            camera.settings_rejected(SettingsReject::Offline);
+            let status = if why == "busy" {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            return plain(
+                status,
+                format!("camera `{id}` cannot take a command now ({why})"),
+            );
+        }
+    }
+    camera
+        .counters
+        .settings_changes
+        .fetch_add(1, Ordering::Relaxed);
+    log::info!("camera {id}: settings changed through the API");
+    match timeout(SETTINGS_WAIT, reports.wait_for(|r| r.count >= want)).await {
+        Ok(Ok(_)) => json_response(StatusCode::OK, settings_view(&camera)),
+        _ => {
+            camera.settings_rejected(SettingsReject::Timeout);
+            plain(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "camera `{id}` did not confirm the change within {} s",
+                    SETTINGS_WAIT.as_secs()
+                ),
+            )
+        }
+    }
 }
 
 async fn viewer_ws(

@@ -49,6 +49,8 @@ pub struct ServerSection {
     pub cameras: Option<BTreeMap<String, CameraSection>>,
     /// Viewer auth; absent means open.
     pub viewers: Option<ViewersSection>,
+    /// Who may change a camera's settings; absent means nobody.
+    pub admin: Option<ViewersSection>,
 }
 
 /// `[server.cameras.<id>]`.
@@ -59,7 +61,7 @@ pub struct CameraSection {
     pub token: Option<String>,
 }
 
-/// `[server.viewers]`.
+/// `[server.viewers]` and `[server.admin]`.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ViewersSection {
@@ -83,6 +85,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub camera_auth: CameraAuth,
     pub viewer_auth: ViewerAuth,
+    /// Credentials for changing camera settings; empty: nobody may.
+    pub admin_auth: ViewerAuth,
     pub max_frame_bytes: usize,
     /// `None` when pausing is off.
     pub pause_after: Option<Duration>,
@@ -100,6 +104,7 @@ impl Default for Settings {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             camera_auth: CameraAuth::default(),
             viewer_auth: ViewerAuth::default(),
+            admin_auth: ViewerAuth::default(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             pause_after: Some(Duration::from_secs(10)),
             max_consecutive_rejects: 10,
@@ -129,6 +134,25 @@ pub fn parse_section(table: Option<&toml::Table>) -> Result<ServerSection, Confi
             ConfigError::new(&key, crate::config::friendly(e.into_inner().message()))
         },
     )
+}
+
+/// Tokens and `user:password` pairs of `[server.viewers]` or `[server.admin]`.
+fn credentials(key: &str, section: Option<ViewersSection>) -> Result<ViewerAuth, ConfigError> {
+    let v = section.unwrap_or_default();
+    let tokens = v.tokens.unwrap_or_default();
+    for t in &tokens {
+        check_token(&format!("{key}.tokens"), t)?;
+    }
+    let basic = v.basic.unwrap_or_default();
+    for b in &basic {
+        if !b.contains(':') || b.starts_with(':') {
+            return Err(ConfigError::new(
+                &format!("{key}.basic"),
+                format!("`{b}` is not `user:password`"),
+            ));
+        }
+    }
+    Ok(ViewerAuth { tokens, basic })
 }
 
 impl Settings {
@@ -167,20 +191,8 @@ impl Settings {
             }
             None => None,
         };
-        let v = s.viewers.unwrap_or_default();
-        let viewer_tokens = v.tokens.unwrap_or_default();
-        for t in &viewer_tokens {
-            check_token("server.viewers.tokens", t)?;
-        }
-        let basic = v.basic.unwrap_or_default();
-        for b in &basic {
-            if !b.contains(':') || b.starts_with(':') {
-                return Err(ConfigError::new(
-                    "server.viewers.basic",
-                    format!("`{b}` is not `user:password`"),
-                ));
-            }
-        }
+        let viewer_auth = credentials("server.viewers", s.viewers)?;
+        let admin_auth = credentials("server.admin", s.admin)?;
         let max_frame_bytes = match s.max_frame_bytes {
             None => d.max_frame_bytes,
             Some(n) if (1024..=64 << 20).contains(&n) => n as usize,
@@ -246,10 +258,8 @@ impl Settings {
                 per_camera,
                 secret,
             },
-            viewer_auth: ViewerAuth {
-                tokens: viewer_tokens,
-                basic,
-            },
+            viewer_auth,
+            admin_auth,
             max_frame_bytes,
             pause_after,
             max_consecutive_rejects,
@@ -319,6 +329,10 @@ mod tests {
         assert_eq!(e.key, "server.secret_file");
         let e = build("[server.viewers]\nbasic = [\"nocolon\"]\n").unwrap_err();
         assert_eq!(e.key, "server.viewers.basic");
+        let e = build("[server.admin]\nbasic = [\"x\"]\n").unwrap_err();
+        assert_eq!(e.key, "server.admin.basic");
+        let s = build("[server.admin]\ntokens = [\"adm\"]\n").unwrap();
+        assert!(!s.admin_auth.is_open() && s.viewer_auth.is_open());
         let e = build("[server]\nmax_cameras = 0\n").unwrap_err();
         assert_eq!(e.key, "server.max_cameras");
         let e = build("[server]\nviewer_write_timeout = 0\n").unwrap_err();

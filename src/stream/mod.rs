@@ -48,6 +48,8 @@ pub trait Dialect: Send {
     fn frame(&mut self, jpeg: Vec<u8>) -> (Message, Option<u64>);
     /// Wraps the stats fields as a message, if the dialect sends stats now.
     fn stats(&mut self, fields: Map<String, Value>) -> Option<Message>;
+    /// Wraps the settings fields as a message, if the dialect can send now.
+    fn settings(&mut self, fields: Map<String, Value>) -> Option<Message>;
     /// A text message from the relay.
     fn on_text(&mut self, text: &str, now: Instant) -> Vec<Action>;
     /// A binary message from the relay.

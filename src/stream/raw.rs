@@ -54,10 +54,11 @@ impl Dialect for Raw {
     }
 
     fn stats(&mut self, fields: Map<String, Value>) -> Option<Message> {
-        let mut m = Map::new();
-        m.insert("type".into(), "stats".into());
-        m.extend(fields);
-        Some(Message::text(Value::Object(m).to_string()))
+        Some(typed("stats", fields))
+    }
+
+    fn settings(&mut self, fields: Map<String, Value>) -> Option<Message> {
+        Some(typed("settings", fields))
     }
 
     fn on_text(&mut self, text: &str, _now: Instant) -> Vec<Action> {
@@ -97,6 +98,14 @@ impl Dialect for Raw {
     fn next_deadline(&self) -> Instant {
         self.next_heartbeat
     }
+}
+
+/// `{"type": kind, …fields}` as a text message.
+fn typed(kind: &str, fields: Map<String, Value>) -> Message {
+    let mut m = Map::new();
+    m.insert("type".into(), kind.into());
+    m.extend(fields);
+    Message::text(Value::Object(m).to_string())
 }
 
 /// At most 200 characters of a peer's text, for log lines.
@@ -163,7 +172,12 @@ mod tests {
             r.on_text(r#"{"type":"pause"}"#, now),
             vec![Action::Command(Command::Pause)]
         );
-        assert!(r.on_text(r#"{"type":"set","fps":1000}"#, now).is_empty());
+        // A set whose only field is bad still reaches the session, which
+        // logs the refusal and answers with the settings it keeps.
+        assert!(matches!(
+            &r.on_text(r#"{"type":"set","fps":1000}"#, now)[..],
+            [Action::Command(Command::Set(s))] if s.rejected.len() == 1
+        ));
         assert!(r.on_text(r#"{"type":"future-thing"}"#, now).is_empty());
         assert!(r.on_text("\u{0}garbage", now).is_empty());
         assert_eq!(r.on_binary(&[ACK], now), vec![Action::Ack(AckOf::Oldest)]);

@@ -135,14 +135,24 @@ fn new_dialect(relay: &RelayConfig) -> Box<dyn Dialect> {
 }
 
 /// Bytes written to the socket that it has not sent yet (`SIOCOUTQNSD`):
-/// the kernel's own queue, which is latency too.
+/// the kernel's own queue, which is latency too. Where that ioctl is
+/// missing (qemu-user does not know it), the bytes not yet acknowledged
+/// (`SIOCOUTQ`), which include it: a stricter bound, never a looser one.
 fn unsent_bytes(fd: RawFd) -> Option<usize> {
     let mut n: libc::c_int = 0;
     // SAFETY: SIOCOUTQNSD writes one int; fd is a TCP socket owned by the
     // live WebSocket.
-    let rc = unsafe { libc::ioctl(fd, 0x894B as _, &mut n) };
+    if unsafe { libc::ioctl(fd, 0x894B as _, &mut n) } == 0 && n >= 0 {
+        return Some(n as usize);
+    }
+    // SAFETY: TIOCOUTQ (== SIOCOUTQ) writes one int, as above.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) };
     (rc == 0 && n >= 0).then_some(n as usize)
 }
+
+/// How often to look again at the unsent count when `TCP_NOTSENT_LOWAT`
+/// cannot be set (then `POLLOUT` does not say "below the allowance").
+const THROTTLE_RECHECK: Duration = Duration::from_millis(5);
 
 /// Makes `POLLOUT` mean "fewer than `bytes` unsent" (`TCP_NOTSENT_LOWAT`).
 fn set_notsent_lowat(fd: RawFd, bytes: usize) -> bool {
@@ -229,14 +239,30 @@ fn close_reason(code: u16, reason: &str) -> (String, bool) {
     )
 }
 
+/// How long a `settings` reply waits for the capture thread to apply and
+/// read back image controls before it goes out with what is known.
+const CONTROLS_WAIT: Duration = Duration::from_secs(2);
+
+/// A `settings` message owed to the relay.
+#[derive(Debug, Clone, Copy)]
+struct SettingsDue {
+    /// Wait for a control report newer than this (None: send now).
+    after_report: Option<u64>,
+    /// Send anyway at this time.
+    deadline: Instant,
+}
+
 /// One live WebSocket connection.
 struct Connection<'a> {
     ws: Ws,
     fd: RawFd,
     p: &'a Pipeline,
     flow: Flow,
-    /// The `TCP_NOTSENT_LOWAT` now set on the socket.
-    lowat: usize,
+    /// The `TCP_NOTSENT_LOWAT` now set on the socket (`None`: the socket
+    /// does not take it).
+    lowat: Option<usize>,
+    /// Owed after hello and after every set, pause and resume.
+    settings_due: Option<SettingsDue>,
 }
 
 impl<'a> Connection<'a> {
@@ -252,7 +278,8 @@ impl<'a> Connection<'a> {
             fd,
             p,
             flow: Flow::new(cfg, Instant::now()),
-            lowat: 0,
+            lowat: Some(0),
+            settings_due: None,
         }
     }
 
@@ -275,6 +302,8 @@ impl<'a> Connection<'a> {
         if let Err(end) = self.apply(dialect.on_open(Instant::now(), &hello)) {
             return end;
         }
+        // Once after hello (Phoenix: as soon as the join is ok).
+        self.owe_settings(None);
         loop {
             p.health.beat_stream();
             p.waker.drain();
@@ -314,6 +343,9 @@ impl<'a> Connection<'a> {
                     }
                 }
             }
+            if let Err(end) = self.send_settings_if_due(dialect, now) {
+                return end;
+            }
 
             // 3. Finish a write the socket could not take at once.
             if let Err(end) = self.flush() {
@@ -343,20 +375,27 @@ impl<'a> Connection<'a> {
 
             // 5. Sleep until something happens.
             let now = Instant::now();
-            let until = dialect
+            let mut until = dialect
                 .next_deadline()
                 .min(stats.next())
                 .min(self.flow.next_deadline());
+            if let Some(due) = self.settings_due {
+                until = until.min(due.deadline);
+            }
             let mut events = libc::POLLIN;
             if self.flow.write_pending() {
                 events |= libc::POLLOUT;
             }
             if gate == Gate::AwaitWritable {
                 let allowance = self.flow.unsent_allowance();
-                if self.lowat != allowance && set_notsent_lowat(self.fd, allowance) {
-                    self.lowat = allowance;
+                if self.lowat.is_some_and(|l| l != allowance) {
+                    self.lowat = set_notsent_lowat(self.fd, allowance).then_some(allowance);
                 }
-                events |= libc::POLLOUT;
+                if self.lowat.is_some() {
+                    events |= libc::POLLOUT;
+                } else {
+                    until = until.min(now + THROTTLE_RECHECK);
+                }
             }
             wait(
                 Some((self.fd, events)),
@@ -432,6 +471,40 @@ impl<'a> Connection<'a> {
         Ok(())
     }
 
+    /// Owes the relay a `settings` message: now, or once the capture thread
+    /// has published a control report newer than `after_report`.
+    fn owe_settings(&mut self, after_report: Option<u64>) {
+        self.settings_due = Some(SettingsDue {
+            after_report,
+            deadline: Instant::now() + CONTROLS_WAIT,
+        });
+    }
+
+    fn send_settings_if_due(&mut self, dialect: &mut dyn Dialect, now: Instant) -> Result<(), End> {
+        let Some(due) = self.settings_due else {
+            return Ok(());
+        };
+        let p = self.p;
+        let applied = due.after_report.is_none_or(|v| p.desk.version() > v);
+        if !applied && now < due.deadline {
+            return Ok(());
+        }
+        let report = p.desk.report();
+        let fields = crate::wire::message::settings_fields(
+            p.controls.fps(),
+            p.controls.quality(),
+            p.controls.paused(),
+            report.values,
+            report.ranges,
+        );
+        // Phoenix sends only once joined: keep owing until then.
+        if let Some(m) = dialect.settings(fields) {
+            self.settings_due = None;
+            self.send(m)?;
+        }
+        Ok(())
+    }
+
     fn command(&mut self, c: Command) {
         let p = self.p;
         let ctl = &p.controls;
@@ -443,21 +516,37 @@ impl<'a> Connection<'a> {
                 // Also refuses frames captured before now that are still
                 // being encoded: they would be stale on resume.
                 p.pause();
+                self.owe_settings(None);
             }
             Command::Resume => {
                 if ctl.paused() {
                     log::info!("relay says resume");
                 }
                 p.resume();
+                self.owe_settings(None);
             }
-            Command::Set { fps, quality } => {
-                if let Some(f) = fps {
+            Command::Set(set) => {
+                for why in &set.rejected {
+                    log::warn!("relay set: {why}; not applied");
+                }
+                if let Some(f) = set.fps {
                     ctl.set_fps(f);
                 }
-                if let Some(q) = quality {
+                if let Some(q) = set.quality {
                     ctl.set_quality(q);
                 }
-                log::info!("relay set fps {} quality {}", ctl.fps(), ctl.quality());
+                if set.fps.is_some() || set.quality.is_some() {
+                    log::info!("relay set fps {} quality {}", ctl.fps(), ctl.quality());
+                }
+                if set.controls.is_empty() {
+                    self.owe_settings(None);
+                } else {
+                    // The capture thread owns the device: it applies them,
+                    // reads them back and publishes a report.
+                    let before = p.desk.version();
+                    p.desk.request(set.controls);
+                    self.owe_settings(Some(before));
+                }
             }
         }
     }

@@ -10,18 +10,71 @@ pub const FPS_RANGE: std::ops::RangeInclusive<u32> = 1..=120;
 pub const QUALITY_RANGE: std::ops::RangeInclusive<u8> = 1..=100;
 
 /// A command from the relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Stop sending frames; heartbeats continue.
     Pause,
     /// Start sending frames again.
     Resume,
-    /// Change pacing and/or quality live; at least one is present.
-    Set {
-        fps: Option<u32>,
-        quality: Option<u8>,
-    },
+    /// Change pacing, quality and image controls live.
+    Set(SetCommand),
 }
+
+/// The valid parts of a `set`, and what was refused in it (each refusal a
+/// line for the log, naming the field and the valid range). The valid rest
+/// of a `set` applies even when a part of it is refused (PROTOCOL.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetCommand {
+    pub fps: Option<u32>,
+    pub quality: Option<u8>,
+    /// Image controls by lower_snake_case name (in name order: JSON objects
+    /// carry no order).
+    pub controls: Vec<(String, ControlValue)>,
+    pub rejected: Vec<String>,
+}
+
+/// A control value as JSON carries it: a number, a boolean, or a menu
+/// item's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlValue {
+    Int(i64),
+    Bool(bool),
+    Text(String),
+}
+
+impl ControlValue {
+    /// The value as JSON.
+    pub fn to_json(&self) -> Value {
+        match self {
+            ControlValue::Int(n) => json!(n),
+            ControlValue::Bool(b) => json!(b),
+            ControlValue::Text(t) => json!(t),
+        }
+    }
+
+    /// A JSON value as a control value, if it is one.
+    pub fn from_json(v: &Value) -> Option<ControlValue> {
+        match v {
+            Value::Bool(b) => Some(ControlValue::Bool(*b)),
+            Value::Number(n) => n.as_i64().map(ControlValue::Int),
+            Value::String(s) if s.len() <= MAX_HELLO_STRING => Some(ControlValue::Text(s.clone())),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ControlValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlValue::Int(n) => write!(f, "{n}"),
+            ControlValue::Bool(b) => write!(f, "{b}"),
+            ControlValue::Text(t) => write!(f, "{t:?}"),
+        }
+    }
+}
+
+/// Most controls one `set` may name.
+pub const MAX_SET_CONTROLS: usize = 64;
 
 /// Why a command was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,44 +105,88 @@ pub fn parse_command(kind: &str, payload: &Value) -> Result<Command, CommandErro
     }
 }
 
-fn parse_set(payload: &Value) -> Result<Command, CommandError> {
+/// A `set`'s fields: each valid one is taken, each invalid one becomes a
+/// line in `rejected`. Only a payload that is no object, or names nothing
+/// at all, is an error.
+pub fn parse_set(payload: &Value) -> Result<Command, CommandError> {
     let obj = payload
         .as_object()
         .ok_or_else(|| CommandError::Invalid("set: payload is not an object".into()))?;
-    let fps = match obj.get("fps") {
-        None | Some(Value::Null) => None,
-        Some(v) => {
-            let n = v
-                .as_u64()
-                .filter(|n| *n <= u32::MAX as u64 && FPS_RANGE.contains(&(*n as u32)))
-                .ok_or_else(|| {
-                    CommandError::Invalid(format!(
-                        "set: fps {v} is out of range ({}..={})",
-                        FPS_RANGE.start(),
-                        FPS_RANGE.end()
-                    ))
-                })?;
-            Some(n as u32)
+    let mut set = SetCommand::default();
+    match obj.get("fps") {
+        None | Some(Value::Null) => {}
+        Some(v) => match v
+            .as_u64()
+            .filter(|n| *n <= u32::MAX as u64 && FPS_RANGE.contains(&(*n as u32)))
+        {
+            Some(n) => set.fps = Some(n as u32),
+            None => set.rejected.push(format!(
+                "fps {v} is out of range ({}..={})",
+                FPS_RANGE.start(),
+                FPS_RANGE.end()
+            )),
+        },
+    }
+    match obj.get("quality") {
+        None | Some(Value::Null) => {}
+        Some(v) => match v
+            .as_u64()
+            .filter(|n| *n <= 255 && QUALITY_RANGE.contains(&(*n as u8)))
+        {
+            Some(n) => set.quality = Some(n as u8),
+            None => set
+                .rejected
+                .push(format!("quality {v} is out of range (1..=100)")),
+        },
+    }
+    match obj.get("controls") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(c)) => {
+            for (name, v) in c.iter().take(MAX_SET_CONTROLS) {
+                match ControlValue::from_json(v) {
+                    Some(cv) => set.controls.push((clip_str(name, MAX_HELLO_STRING), cv)),
+                    None => set.rejected.push(format!(
+                        "control {}: {} is not a number, true/false or a menu item's name",
+                        clip_str(name, MAX_HELLO_STRING),
+                        clip_str(&v.to_string(), MAX_HELLO_STRING)
+                    )),
+                }
+            }
+            if c.len() > MAX_SET_CONTROLS {
+                set.rejected.push(format!(
+                    "{} controls beyond the first {MAX_SET_CONTROLS} ignored",
+                    c.len() - MAX_SET_CONTROLS
+                ));
+            }
         }
-    };
-    let quality = match obj.get("quality") {
-        None | Some(Value::Null) => None,
-        Some(v) => {
-            let n = v
-                .as_u64()
-                .filter(|n| *n <= 255 && QUALITY_RANGE.contains(&(*n as u8)))
-                .ok_or_else(|| {
-                    CommandError::Invalid(format!("set: quality {v} is out of range (1..=100)"))
-                })?;
-            Some(n as u8)
-        }
-    };
-    if fps.is_none() && quality.is_none() {
+        Some(other) => set.rejected.push(format!(
+            "controls: {} is not an object",
+            clip_str(&other.to_string(), MAX_HELLO_STRING)
+        )),
+    }
+    if set == SetCommand::default() {
         return Err(CommandError::Invalid(
-            "set: neither fps nor quality given".into(),
+            "set: names no fps, quality or controls".into(),
         ));
     }
-    Ok(Command::Set { fps, quality })
+    Ok(Command::Set(set))
+}
+
+/// `{"type":"settings", …}`: what the camera now actually uses.
+pub fn settings_fields(
+    fps: u32,
+    quality: u8,
+    paused: bool,
+    controls: Map<String, Value>,
+    ranges: Map<String, Value>,
+) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("fps".into(), json!(fps));
+    m.insert("quality".into(), json!(quality));
+    m.insert("paused".into(), json!(paused));
+    m.insert("controls".into(), Value::Object(controls));
+    m.insert("ranges".into(), Value::Object(ranges));
+    m
 }
 
 /// Parses a raw-dialect text message into a command.
@@ -254,44 +351,92 @@ pub fn clip_str(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
+    fn set(fps: Option<u32>, quality: Option<u8>) -> Command {
+        Command::Set(SetCommand {
+            fps,
+            quality,
+            ..SetCommand::default()
+        })
+    }
+
     #[test]
     fn commands() {
         assert_eq!(parse_raw_text(r#"{"type":"pause"}"#), Ok(Command::Pause));
         assert_eq!(parse_raw_text(r#"{"type":"resume"}"#), Ok(Command::Resume));
         assert_eq!(
             parse_raw_text(r#"{"type":"set","fps":5,"quality":70}"#),
-            Ok(Command::Set {
-                fps: Some(5),
-                quality: Some(70)
-            })
+            Ok(set(Some(5), Some(70)))
         );
         assert_eq!(
             parse_raw_text(r#"{"type":"set","quality":1}"#),
-            Ok(Command::Set {
-                fps: None,
-                quality: Some(1)
-            })
+            Ok(set(None, Some(1)))
+        );
+        assert_eq!(
+            parse_raw_text(
+                r#"{"type":"set","controls":{"hflip":true,"brightness":60,"power_line_frequency":"50 Hz"}}"#
+            ),
+            Ok(Command::Set(SetCommand {
+                controls: vec![
+                    ("brightness".into(), ControlValue::Int(60)),
+                    ("hflip".into(), ControlValue::Bool(true)),
+                    (
+                        "power_line_frequency".into(),
+                        ControlValue::Text("50 Hz".into())
+                    ),
+                ],
+                ..SetCommand::default()
+            }))
         );
     }
 
     #[test]
-    fn bad_commands_are_rejected_whole() {
+    fn the_valid_rest_of_a_set_applies() {
+        let Ok(Command::Set(s)) = parse_raw_text(
+            r#"{"type":"set","fps":0,"quality":70,"controls":{"hflip":[1],"vflip":false}}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!((s.fps, s.quality), (None, Some(70)));
+        assert_eq!(
+            s.controls,
+            vec![("vflip".into(), ControlValue::Bool(false))]
+        );
+        assert_eq!(s.rejected.len(), 2, "{:?}", s.rejected);
+        assert!(s.rejected[0].contains("fps 0 is out of range (1..=120)"));
+        assert!(s.rejected[1].contains("control hflip"));
+        // All of it bad: still a set, so each refusal is logged.
+        let Ok(Command::Set(s)) = parse_raw_text(r#"{"type":"set","fps":0}"#) else {
+            panic!()
+        };
+        assert_eq!(s.rejected.len(), 1);
+    }
+
+    #[test]
+    fn bad_commands_are_rejected() {
         for bad in [
-            r#"{"type":"set","fps":0}"#,
-            r#"{"type":"set","fps":5,"quality":101}"#,
-            r#"{"type":"set","fps":-1}"#,
-            r#"{"type":"set","fps":"5"}"#,
-            r#"{"type":"set","fps":2.5}"#,
-            r#"{"type":"set","fps":99999999999}"#,
             r#"{"type":"set"}"#,
+            r#"{"type":"set","controls":null}"#,
             r#"{"nope":1}"#,
             r#"[1,2]"#,
+            r#"{"type":"set","x":1}"#,
             "not json",
         ] {
             assert!(
                 matches!(parse_raw_text(bad), Err(CommandError::Invalid(_))),
                 "{bad}"
             );
+        }
+        for partly in [
+            r#"{"type":"set","fps":5,"quality":101}"#,
+            r#"{"type":"set","fps":-1}"#,
+            r#"{"type":"set","fps":"5"}"#,
+            r#"{"type":"set","fps":2.5}"#,
+            r#"{"type":"set","fps":99999999999}"#,
+        ] {
+            let Ok(Command::Set(s)) = parse_raw_text(partly) else {
+                panic!("{partly}")
+            };
+            assert!(!s.rejected.is_empty(), "{partly}");
         }
         assert_eq!(
             parse_raw_text(r#"{"type":"reboot"}"#),

@@ -3,7 +3,7 @@
 // image is really live: it decodes (naturalWidth > 0), its pixels change, and
 // the frame counter and latency readout advance. Screenshots go to artifacts/.
 import { spawn } from "node:child_process";
-import { mkdirSync, existsSync } from "node:fs";
+import { mkdirSync, existsSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -52,6 +52,123 @@ function startDemo() {
     });
   });
   return { child, url };
+}
+
+// Starts `zerocam relay` with admin auth and a pattern camera streaming to
+// it; resolves with the relay's base URL.
+function startRelayAndCamera() {
+  const bin = findBinary();
+  mkdirSync(join(artifacts, "browser"), { recursive: true });
+  const cfg = join(artifacts, "browser", "relay.toml");
+  writeFileSync(cfg, '[server]\npause_when_unwatched = false\n[server.admin]\ntokens = ["adm"]\n');
+  const relay = spawn(bin, ["relay", "--listen", "127.0.0.1:0", "--config", cfg], { stdio: ["ignore", "pipe", "pipe"] });
+  const procs = [relay];
+  const url = new Promise((ok, bad) => {
+    let err = "";
+    let started = false;
+    const timer = setTimeout(() => bad(new Error("relay printed no address within 30 s")), HANG_MS);
+    relay.stderr.on("data", (d) => {
+      process.stderr.write("[relay] " + d);
+      if (started) return;
+      err += d;
+      const m = err.match(/relay listening on (http:\/\/[^/\s]+)\//);
+      if (m) {
+        started = true;
+        clearTimeout(timer);
+        const cam = spawn(bin, ["stream", "--source", "pattern", "--size", "320x240", "--fps", "15",
+          "--camera", "pat", "--relay", m[1].replace("http:", "ws:") + "/ingest/pat"], { stdio: ["ignore", "pipe", "pipe"] });
+        cam.stderr.on("data", (d) => process.stderr.write("[camera] " + d));
+        procs.push(cam);
+        ok(m[1] + "/");
+      }
+    });
+    relay.on("exit", (code) => { clearTimeout(timer); bad(new Error("relay exited early with " + code)); });
+  });
+  return { procs, url };
+}
+
+// Mean luma of the left tenth of the shown image (the pattern's white bar
+// when not mirrored, its black one when mirrored).
+async function leftEdge(page) {
+  return page.evaluate(() => {
+    const img = document.querySelector(".card img.frame");
+    const c = document.createElement("canvas");
+    c.width = 80; c.height = 60;
+    const g = c.getContext("2d");
+    g.drawImage(img, 0, 0, 80, 60);
+    const px = g.getImageData(0, 20, 8, 10).data;
+    let sum = 0;
+    for (let i = 0; i < px.length; i += 4) sum += (px[i] * 3 + px[i + 1] * 6 + px[i + 2]) / 10;
+    return sum / (px.length / 4);
+  });
+}
+
+// Frames shown per second, measured over `ms`.
+async function measuredFps(page, ms) {
+  const f0 = await page.evaluate(() => Number(document.querySelector(".card").dataset.frames));
+  await page.waitForTimeout(ms);
+  const f1 = await page.evaluate(() => Number(document.querySelector(".card").dataset.frames));
+  return (f1 - f0) * 1000 / ms;
+}
+
+// The settings panel drives the camera for real: fps, a flip, the admin
+// token prompt, and the full-screen view.
+async function settingsTest(browser) {
+  const rig = startRelayAndCamera();
+  try {
+    const url = await rig.url;
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    let prompts = 0;
+    page.on("dialog", async (d) => { prompts += 1; await d.accept("adm"); });
+    await page.goto(url, { timeout: HANG_MS });
+    await page.waitForFunction(() => {
+      const card = document.querySelector(".card");
+      return card && Number(card.dataset.frames) > 5;
+    }, null, { timeout: HANG_MS });
+    // Collapsed by default; opening it shows what the camera confirmed.
+    if (await page.evaluate(() => document.querySelector("details.settings").open)) fail("settings panel open by default");
+    await page.click("details.settings summary");
+    await page.waitForSelector("details.settings input[name=fps]", { timeout: HANG_MS });
+    const before = await measuredFps(page, 2000);
+    console.log("settings: fps before " + before.toFixed(1));
+    // fps 3: the first POST meets 401, the page asks for the admin token.
+    await page.evaluate(() => {
+      const i = document.querySelector("details.settings input[name=fps]");
+      i.value = "3";
+      i.dispatchEvent(new Event("change"));
+    });
+    await page.waitForFunction(() => document.querySelector("details.settings .status").textContent === "applied", null, { timeout: HANG_MS });
+    if (prompts !== 1) fail("expected one admin token prompt, got " + prompts);
+    const confirmed = await page.evaluate(() => document.querySelector("details.settings input[name=fps]").value);
+    if (confirmed !== "3") fail("the panel shows fps " + confirmed + " after the change");
+    await page.waitForTimeout(1500);
+    const after = await measuredFps(page, 4000);
+    console.log("settings: fps after " + after.toFixed(1));
+    if (!(before > 9 && after > 1.5 && after < 4.5)) fail(`measured fps did not follow: ${before.toFixed(1)} → ${after.toFixed(1)}`);
+    // Flip: the image follows (the bright bar moves from left to right).
+    const l0 = await leftEdge(page);
+    await page.click("details.settings input[name=hflip]");
+    await page.waitForFunction(() => document.querySelector("details.settings input[name=hflip]").checked, null, { timeout: HANG_MS });
+    let l1 = l0;
+    const t0 = Date.now();
+    while (l1 > 80 && Date.now() - t0 < HANG_MS) { await page.waitForTimeout(300); l1 = await leftEdge(page); }
+    console.log(`settings: left edge luma ${l0.toFixed(0)} → ${l1.toFixed(0)} after hflip`);
+    if (!(l0 > 120 && l1 < 80)) fail(`the image did not flip (left edge ${l0.toFixed(0)} → ${l1.toFixed(0)})`);
+    if (prompts !== 1) fail("the token was asked for again");
+    // Full screen on a click; Escape leaves it.
+    await page.click(".card img.frame");
+    if (!(await page.evaluate(() => document.querySelector(".card").classList.contains("full")))) fail("no full-screen view");
+    await page.screenshot({ path: join(artifacts, "viewer-settings-full.png") });
+    await page.keyboard.press("Escape");
+    if (await page.evaluate(() => document.querySelector(".card").classList.contains("full"))) fail("Escape did not leave full screen");
+    await page.screenshot({ path: join(artifacts, "viewer-settings.png") });
+    if (errors.length) fail("page errors: " + errors.join("; "));
+    console.log("settings panel ok");
+  } finally {
+    for (const p of rig.procs) p.kill("SIGTERM");
+  }
 }
 
 async function readout(page) {
@@ -154,6 +271,7 @@ async function main() {
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
     if (overflow) fail("page is wider than a phone screen");
     await phone.screenshot({ path: join(artifacts, "viewer-phone.png") });
+    await settingsTest(browser);
     console.log(`browser test ok: ${b.frames} frames shown, latency ${b.latency} ms; screenshots in artifacts/`);
   } finally {
     await browser.close();

@@ -4,7 +4,7 @@
 # line with frames captured, sent and decoded and the fps achieved.
 #
 # Case names: probe, <format>-<W>x<H> (e.g. yuyv-640x480), camera-loss,
-# slow-encode, busy.
+# slow-encode, busy, controls.
 
 PORT=8080
 RELAY=ws://127.0.0.1:$PORT
@@ -50,7 +50,8 @@ start_relay() {
   # The Pi build has no relay; its guest carries a relay build beside it.
   relay_bin=zerocam
   [ -x /bin/zerocam-relay ] && relay_bin=zerocam-relay
-  $relay_bin relay --listen 127.0.0.1:$PORT --token vm-secret >>/tmp/relay.log 2>&1 &
+  printf '[server.admin]\ntokens = ["vm-admin"]\n' >/tmp/relay.toml
+  $relay_bin relay --listen 127.0.0.1:$PORT --token vm-secret --config /tmp/relay.toml >>/tmp/relay.log 2>&1 &
   RELAY_PID=$!
   wait_for_log /tmp/relay.log "relay listening on" 30 && echo "VM: relay up" && return 0
   echo "VM: relay did not come up"; tail -20 /tmp/relay.log
@@ -100,6 +101,7 @@ run_case() {
     probe) case_probe ;;
     camera-loss) case_camera_loss ;;
     slow-encode) case_slow_encode ;;
+    controls) case_controls ;;
     busy) case_busy ;;
     *-*x*) case_stream "${CASE%%-*}" "${CASE#*-}" ;;
     *) fail "unknown case" ;;
@@ -253,5 +255,33 @@ case_busy() {
   CAM_PID=$pid_b
   wait_for_log "$b" "source /dev/video0 is back" 25 || { fail "the second camera did not take the device over"; return; }
   stop_camera "$b" || { fail "the second camera did not stop cleanly (rc $CAM_RC)"; return; }
+  pass
+}
+
+# A real device's control through the relay's settings API: vivid's
+# brightness set with a POST, answered with the value read back from the
+# driver; an out-of-range value refused naming the range; probe lists it.
+case_controls() {
+  id=cam-ctl log=/tmp/$id.log
+  CASE_LOGS="$log /tmp/relay.log /tmp/ctl.out"
+  start_relay || { fail "relay did not start"; return; }
+  zerocam probe /dev/video0 >/tmp/ctl.out 2>&1
+  grep -q "brightness (int): min=0 max=255" /tmp/ctl.out || { fail "probe does not list brightness with its range"; return; }
+  grep "brightness\|hflip" /tmp/ctl.out | head -3 | sed "s/^/VM: probe: /"
+  start_camera "$id" "$log" --format YUYV --size 640x480 --fps 15
+  wait_for_log /tmp/relay.log "camera $id: hello" 30 || { fail "the camera did not connect"; return; }
+  api="http://127.0.0.1:$PORT/cameras/$id/settings"
+  i=0; out=
+  while [ $i -lt 50 ]; do
+    out=$(vm_guest post "$api" vm-admin '{"controls":{"brightness":200}}' 2>&1) && break
+    sleep 0.2; i=$((i + 1))
+  done
+  echo "VM: $out" | cut -c1-300
+  echo "$out" | grep -q '"brightness":200' || { fail "brightness was not set and read back: $out"; return; }
+  out=$(vm_guest post "$api" vm-admin '{"controls":{"brightness":300}}' 2>&1)
+  echo "VM: $out"
+  echo "$out" | grep -q "HTTP 400.*brightness: 300 is out of range (0..=255)" || { fail "an out-of-range value was not refused: $out"; return; }
+  stop_camera "$log" || { fail "camera did not stop cleanly (rc $CAM_RC)"; return; }
+  grep -q "control brightness set to 200" "$log" || { fail "the camera did not log the change"; return; }
   pass
 }

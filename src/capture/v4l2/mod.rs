@@ -3,6 +3,7 @@
 //! timestamps), stall detection, failures in the operator's terms
 //! ([`super::source_error`]), and `zerocam probe`.
 
+pub mod controls;
 pub mod ring;
 
 use std::io;
@@ -305,6 +306,14 @@ impl FrameSource for V4l2Source {
         &self.granted
     }
 
+    fn controls(&mut self) -> Vec<super::controls::ControlInfo> {
+        controls::list(self._dev.handle().fd())
+    }
+
+    fn set_control(&mut self, id: u32, value: i64) -> io::Result<()> {
+        controls::set(self._dev.handle().fd(), id, value)
+    }
+
     fn self_paced(&self) -> bool {
         false
     }
@@ -452,6 +461,13 @@ fn probe_one(path: &Path, want: (u32, u32, u32)) -> io::Result<bool> {
                 step.1,
                 describe_rates(rates)
             ),
+        }
+    }
+    let ctrls = controls::list(dev.handle().fd());
+    if !ctrls.is_empty() {
+        println!("  controls:");
+        for c in &ctrls {
+            println!("    {}", c.describe());
         }
     }
     match mode::choose(&offers, want.0, want.1, want.2) {

@@ -166,6 +166,24 @@ impl Phoenix {
         vec![a]
     }
 
+    /// A JSON push of `event` on our topic, if joined.
+    fn push(&mut self, event: &str, fields: Map<String, Value>) -> Option<Message> {
+        let Join::Joined { join_ref } = self.join else {
+            return None;
+        };
+        let r = self.make_ref();
+        match self.text(
+            Some(join_ref),
+            r,
+            &self.topic,
+            event,
+            &Value::Object(fields),
+        ) {
+            Action::Send(m) => Some(m),
+            _ => None,
+        }
+    }
+
     /// Moves to waiting for a rejoin on the ladder. Frames of the lost join
     /// will never be answered: they are released so the in-flight window
     /// does not stall the rejoined channel.
@@ -408,20 +426,11 @@ impl Dialect for Phoenix {
     }
 
     fn stats(&mut self, fields: Map<String, Value>) -> Option<Message> {
-        let Join::Joined { join_ref } = self.join else {
-            return None;
-        };
-        let r = self.make_ref();
-        match self.text(
-            Some(join_ref),
-            r,
-            &self.topic,
-            "stats",
-            &Value::Object(fields),
-        ) {
-            Action::Send(m) => Some(m),
-            _ => None,
-        }
+        self.push("stats", fields)
+    }
+
+    fn settings(&mut self, fields: Map<String, Value>) -> Option<Message> {
+        self.push("settings", fields)
     }
 
     fn on_text(&mut self, text: &str, now: Instant) -> Vec<Action> {
@@ -765,19 +774,19 @@ mod tests {
     fn commands_in_every_server_shape() {
         let t0 = Instant::now();
         let (mut p, jr) = joined(t0);
-        let set = Command::Set {
+        let set = Command::Set(crate::wire::message::SetCommand {
             fps: Some(2),
-            quality: None,
-        };
+            ..Default::default()
+        });
         // JSON text: broadcast (no refs) and push (join_ref).
         let t = serializer::encode_text(None, None, T, "pause", &json!({}));
         assert_eq!(p.on_text(&t, t0), vec![Action::Command(Command::Pause)]);
         let t = serializer::encode_text(Some(&jr), None, T, "set", &json!({"fps":2}));
-        assert_eq!(p.on_text(&t, t0), vec![Action::Command(set)]);
+        assert_eq!(p.on_text(&t, t0), vec![Action::Command(set.clone())]);
         // Binary kinds: push (0), broadcast (2), reply (1).
         for (join_ref, event, payload, want) in [
             (Some(jr.clone()), "resume", b"".to_vec(), Command::Resume),
-            (None, "set", br#"{"fps":2}"#.to_vec(), set),
+            (None, "set", br#"{"fps":2}"#.to_vec(), set.clone()),
             (None, "pause", b"{}".to_vec(), Command::Pause),
         ] {
             let ServerFrame::Binary(b) = encode_server(&Msg {
@@ -809,10 +818,10 @@ mod tests {
             p.on_binary(&b, t0),
             vec![
                 Action::Ack(AckOf::Tag(77)),
-                Action::Command(Command::Set {
-                    fps: None,
-                    quality: Some(50)
-                })
+                Action::Command(Command::Set(crate::wire::message::SetCommand {
+                    quality: Some(50),
+                    ..Default::default()
+                }))
             ]
         );
         // A text reply's response in the raw shape.
@@ -833,7 +842,6 @@ mod tests {
             "garbage",
             "[]",
             r#"{"type":"pause"}"#,
-            r#"[null,null,"camera:porch","set",{"fps":0}]"#,
             r#"[null,null,"camera:porch","set","nope"]"#,
             r#"[null,null,"camera:other","pause",{}]"#,
             r#"[null,null,"camera:porch","presence_diff",{}]"#,
