@@ -198,6 +198,8 @@ pub enum SourceKind {
     PatternMjpeg,
     /// A V4L2 device node.
     Device(PathBuf),
+    /// A camera program whose stdout carries the frames (`exec:COMMAND`).
+    Exec(Vec<String>),
 }
 
 impl fmt::Display for SourceKind {
@@ -206,6 +208,7 @@ impl fmt::Display for SourceKind {
             SourceKind::Pattern => write!(f, "pattern"),
             SourceKind::PatternMjpeg => write!(f, "pattern-mjpeg"),
             SourceKind::Device(p) => write!(f, "{}", p.display()),
+            SourceKind::Exec(argv) => write!(f, "exec:{}", argv.first().map_or("", String::as_str)),
         }
     }
 }
@@ -543,6 +546,10 @@ impl Config {
             Some(d) if d == "pattern" => SourceKind::Pattern,
             Some(d) if d == "pattern-mjpeg" => SourceKind::PatternMjpeg,
             Some(d) if d.is_empty() => return Err(ConfigError::new("source.device", "is empty")),
+            Some(d) if d.starts_with("exec:") => SourceKind::Exec(
+                crate::capture::exec::split_command(&d["exec:".len()..])
+                    .map_err(|e| ConfigError::new("source.device", format!("exec command: {e}")))?,
+            ),
             Some(d) => SourceKind::Device(PathBuf::from(d)),
             None => default_source(source_exists)?,
         };
@@ -1018,6 +1025,36 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.key, "source.controls.Brightness");
+    }
+
+    #[test]
+    fn exec_sources_are_split_without_a_shell() {
+        let c = build(&OK.replace(
+            "device = \"pattern\"",
+            "device = \"exec:rpicam-vid -t 0 -n --codec yuv420 -o -\"\nformat = \"YU12\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.source.kind,
+            SourceKind::Exec(
+                [
+                    "rpicam-vid",
+                    "-t",
+                    "0",
+                    "-n",
+                    "--codec",
+                    "yuv420",
+                    "-o",
+                    "-"
+                ]
+                .map(String::from)
+                .to_vec()
+            )
+        );
+        assert_eq!(c.source.kind.to_string(), "exec:rpicam-vid");
+        let e = build(&OK.replace("device = \"pattern\"", "device = \"exec:x 'y\"")).unwrap_err();
+        assert_eq!(e.key, "source.device");
+        assert!(e.reason.contains("unterminated"), "{e}");
     }
 
     #[test]

@@ -282,7 +282,7 @@ impl Pipeline {
     /// device granted, `source_info` says what was requested.
     pub fn for_source(source: &SourceConfig) -> std::io::Result<Arc<Pipeline>> {
         let format = match &source.kind {
-            SourceKind::Device(_) => "unknown".to_string(),
+            SourceKind::Device(_) | SourceKind::Exec(_) => "unknown".to_string(),
             pattern => pattern.to_string(),
         };
         let requested = SourceInfo {

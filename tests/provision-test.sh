@@ -144,9 +144,17 @@ run_checks() {
     check "usb: one zerocam block" test "$(grep -c '^# >>> zerocam' <<<"$c")" = 1
     check "usb: original camera_auto_detect kept" contains "$c" "camera_auto_detect=1"
 
-    echo "== $mode mode: refusals"
+    echo "== $mode mode: libcamera with the static binary (frames from rpicam-vid)"
     # shellcheck disable=SC2046
-    check "libcamera refuses a static binary" bash -c "! '$prov' --binary '$t/zerocam' --camera libcamera $(target) 2>'$t/log4' && grep -q 'static binary' '$t/log4'"
+    "$prov" --binary "$t/zerocam" --camera libcamera $(target) 2>"$t/log4" || { cat "$t/log4"; bad "libcamera provision ran"; }
+    local d
+    d=$(rr /etc/systemd/system/zerocam.service.d/libcamera.conf)
+    check "libcamera: drop-in reads rpicam-vid" grep -qF -- '--source "exec:rpicam-vid -t 0 -n --codec yuv420' <<<"$d"
+    check "libcamera: no libcamerify" bash -c '! grep -q libcamerify' <<<"$d"
+    c=$(rb config.txt)
+    check "libcamera: camera_auto_detect=1 last" test "$(grep '^camera_auto_detect' <<<"$c" | tail -n 1)" = camera_auto_detect=1
+
+    echo "== $mode mode: refusals"
     # shellcheck disable=SC2046
     check "short psk refused" bash -c "! '$prov' --binary '$t/zerocam' --wifi-ssid x --wifi-psk short $(target)"
     check "bad camera refused" bash -c "! '$prov' --binary '$t/zerocam' --camera csi $(target)"

@@ -2,6 +2,7 @@
 //! and the thread that turns them into JPEG frames in the pipeline's slot.
 
 pub mod controls;
+pub mod exec;
 pub mod mode;
 pub mod pattern;
 pub mod source_error;
@@ -104,6 +105,11 @@ pub trait FrameSource {
     /// nothing yet, call again. `Err`: the source failed and must be
     /// reopened (a device that stays silent too long is an error too).
     fn next_frame(&mut self, fps: u32) -> io::Result<Option<SourceFrame<'_>>>;
+    /// Should a pause stop the source (and a resume start it again)?
+    /// True for a camera program: stopped, it costs nothing.
+    fn stop_when_paused(&self) -> bool {
+        false
+    }
     /// The image controls the source has, with their current values.
     fn controls(&mut self) -> Vec<controls::ControlInfo> {
         Vec::new()
@@ -129,6 +135,13 @@ pub fn open(cfg: &SourceConfig) -> Result<Box<dyn FrameSource + Send>, SourceErr
         )?),
         SourceKind::Device(path) => Box::new(v4l2::V4l2Source::open(
             path, cfg.format, cfg.width, cfg.height, cfg.fps,
+        )?),
+        SourceKind::Exec(argv) => Box::new(exec::ExecSource::start(
+            argv,
+            exec::format_of(cfg.format),
+            cfg.width,
+            cfg.height,
+            cfg.fps,
         )?),
     })
 }
@@ -336,7 +349,17 @@ pub(crate) fn run(p: &Pipeline, cfg: &SourceConfig, open: &mut Opener<'_>) {
         drop(src);
         recovery.backoff.disconnected(Instant::now());
         match result {
-            Ok(()) => break,
+            Ok(Pumped::Shutdown) => break,
+            Ok(Pumped::Paused) => {
+                // Stopped for the pause (a camera program): start again on
+                // resume, without counting a failure.
+                log::info!("source {}: stopped while paused", cfg.kind);
+                while p.controls.paused() {
+                    if !idle(p, Duration::from_millis(100)) {
+                        break;
+                    }
+                }
+            }
             Err(e) => {
                 let e = match &cfg.kind {
                     SourceKind::Device(path) => SourceError::from_io(path, "capture", &e),
@@ -352,6 +375,14 @@ pub(crate) fn run(p: &Pipeline, cfg: &SourceConfig, open: &mut Opener<'_>) {
     log::debug!("capture stopped");
 }
 
+/// How [`Publisher::pump`] ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pumped {
+    Shutdown,
+    /// Paused, and the source stops while paused.
+    Paused,
+}
+
 /// Turns source frames into published frames: decimation, pause, encode,
 /// seq numbering. Seq continues across reopens.
 #[derive(Debug, Default)]
@@ -364,8 +395,9 @@ struct Publisher {
 }
 
 impl Publisher {
-    /// Runs until shutdown (`Ok`) or a source error (`Err`).
-    fn pump(&mut self, p: &Pipeline, src: &mut dyn FrameSource) -> io::Result<()> {
+    /// Runs until shutdown, a pause that stops the source, or a source
+    /// error (`Err`).
+    fn pump(&mut self, p: &Pipeline, src: &mut dyn FrameSource) -> io::Result<Pumped> {
         let paced = src.self_paced();
         let device_fps = src.granted().fps;
         let device_period = Duration::from_secs(1) / device_fps.max(1);
@@ -373,7 +405,10 @@ impl Publisher {
         loop {
             p.health.beat_capture();
             if p.controls.shutting_down() {
-                return Ok(());
+                return Ok(Pumped::Shutdown);
+            }
+            if p.controls.paused() && src.stop_when_paused() {
+                return Ok(Pumped::Paused);
             }
             let fps = p.controls.fps().max(1);
             let requests = p.desk.take_requests();
@@ -502,7 +537,7 @@ pub fn snapshot(cfg: &SourceConfig, out: &Path) -> anyhow::Result<()> {
     let mut src = open(cfg).with_context(|| format!("cannot open source {}", cfg.kind))?;
     let skip = match cfg.kind {
         SourceKind::Pattern | SourceKind::PatternMjpeg => 0,
-        SourceKind::Device(_) => SNAPSHOT_SKIP,
+        SourceKind::Device(_) | SourceKind::Exec(_) => SNAPSHOT_SKIP,
     };
     let g = src.granted().clone();
     log::info!(
