@@ -77,6 +77,8 @@ pub struct SourceSection {
     pub format: Option<String>,
     /// Seconds to wait at start-up for the device node to appear.
     pub wait_for_device: Option<f64>,
+    /// Software encoder threads (default: the cores, at most 4).
+    pub encode_threads: Option<u32>,
     /// Image controls set at every open: `brightness = 60`, `hflip = true`,
     /// `power_line_frequency = "50 Hz"`.
     pub controls: Option<toml::Table>,
@@ -178,6 +180,7 @@ pub struct Overrides {
     pub fps: Option<u32>,
     pub quality: Option<u8>,
     pub format: Option<String>,
+    pub encode_threads: Option<u32>,
     pub protocol: Option<String>,
     pub topic: Option<String>,
     pub heartbeat: Option<f64>,
@@ -253,6 +256,8 @@ pub struct SourceConfig {
     pub wait_for_device: Duration,
     /// `[source.controls]`: set at every open, checked against the device.
     pub controls: Vec<(String, ControlValue)>,
+    /// Software encoder threads; 1 encodes on the capture thread.
+    pub encode_threads: u32,
 }
 
 /// Relay connection settings.
@@ -580,6 +585,16 @@ impl Config {
             None => None,
         };
         let controls = parse_controls(s.controls.as_ref())?;
+        let encode_threads = o
+            .encode_threads
+            .or(s.encode_threads)
+            .unwrap_or_else(default_encode_threads);
+        if !(1..=16).contains(&encode_threads) {
+            return Err(ConfigError::new(
+                "source.encode_threads",
+                format!("{encode_threads} is out of range (1..=16)"),
+            ));
+        }
         let wait_for_device = seconds(
             "source.wait_for_device",
             s.wait_for_device.unwrap_or(0.0),
@@ -702,6 +717,7 @@ impl Config {
                 format,
                 wait_for_device,
                 controls,
+                encode_threads,
             },
             relay: RelayConfig {
                 url,
@@ -725,6 +741,14 @@ impl Config {
             led,
         })
     }
+}
+
+/// The default encoder threads: one per core, at most 4 (a Pi Zero: 1, a
+/// Zero 2 W: 4).
+pub fn default_encode_threads() -> u32 {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get() as u32)
+        .min(4)
 }
 
 /// `[source.controls]`: names in lower_snake_case, values numbers, booleans

@@ -97,7 +97,8 @@ struct TokenArgs {
 
 #[derive(Args, Default)]
 struct SourceArgs {
-    /// `pattern` (built-in test pattern) or a V4L2 device such as /dev/video0
+    /// `pattern` (built-in test pattern), a V4L2 device such as /dev/video0,
+    /// or `exec:COMMAND` (a camera program writing frames to its stdout)
     /// (`pattern-mjpeg`: the pattern replayed as MJPEG, for benchmarks).
     #[arg(long)]
     source: Option<String>,
@@ -111,9 +112,12 @@ struct SourceArgs {
     #[arg(long)]
     quality: Option<u8>,
     /// V4L2 pixel format to capture (MJPG, YUYV, NV12 or YU12) instead of
-    /// zerocam's pick.
+    /// zerocam's pick; for `exec:` sources, what the program writes.
     #[arg(long)]
     format: Option<String>,
+    /// Software encoder threads [default: the cores, at most 4].
+    #[arg(long)]
+    encode_threads: Option<u32>,
 }
 
 #[derive(Args)]
@@ -198,6 +202,7 @@ fn source_overrides(s: SourceArgs) -> Overrides {
         fps: s.fps,
         quality: s.quality,
         format: s.format,
+        encode_threads: s.encode_threads,
         ..Overrides::default()
     }
 }

@@ -61,7 +61,9 @@ pub enum Put {
     Stored,
     /// Stored; it replaced a frame nobody took (counted as dropped).
     Replaced,
-    /// Refused: captured before the latest pause (counted as dropped).
+    /// Refused (counted as dropped): captured before the latest pause, or
+    /// older than a frame already delivered (parallel encoders finish out of
+    /// order; capture order wins).
     Stale,
 }
 
@@ -70,6 +72,8 @@ struct Inner {
     frame: Option<Frame>,
     /// Bumped by every pause: frames carry the epoch of their capture.
     epoch: u64,
+    /// The seq of the newest frame put so far.
+    newest_seq: Option<u64>,
 }
 
 /// The latest-frame slot.
@@ -107,12 +111,15 @@ impl Slot {
     pub fn put(&self, frame: Frame) -> Put {
         let outcome = {
             let mut inner = self.lock();
-            if frame.epoch < inner.epoch {
+            if frame.epoch < inner.epoch || inner.newest_seq.is_some_and(|s| frame.seq < s) {
                 Put::Stale
-            } else if inner.frame.replace(frame).is_some() {
-                Put::Replaced
             } else {
-                Put::Stored
+                inner.newest_seq = Some(frame.seq);
+                if inner.frame.replace(frame).is_some() {
+                    Put::Replaced
+                } else {
+                    Put::Stored
+                }
             }
         };
         match outcome {
@@ -209,6 +216,18 @@ mod tests {
         assert_eq!(slot.take().map(|f| f.seq), Some(3));
         assert!(!slot.pause());
         assert_eq!(slot.dropped(), 2);
+    }
+
+    #[test]
+    fn frames_are_delivered_in_capture_order() {
+        let slot = Slot::new(Arc::new(Waker::new().unwrap()));
+        assert_eq!(slot.put(frame(5)), Put::Stored);
+        assert_eq!(slot.take().map(|f| f.seq), Some(5));
+        // A slower encoder finishes an older frame afterwards: refused.
+        assert_eq!(slot.put(frame(4)), Put::Stale);
+        assert_eq!(slot.take(), None);
+        assert_eq!(slot.dropped(), 1);
+        assert_eq!(slot.put(frame(6)), Put::Stored);
     }
 
     #[test]

@@ -308,7 +308,7 @@ fn apply_controls(p: &Pipeline, src: &mut dyn FrameSource, requests: Vec<(String
 type Opener<'a> = dyn FnMut(&SourceConfig) -> Result<Box<dyn FrameSource + Send>, SourceError> + 'a;
 
 /// The capture loop; `open` is injectable for tests.
-pub(crate) fn run(p: &Pipeline, cfg: &SourceConfig, open: &mut Opener<'_>) {
+pub(crate) fn run(p: &Arc<Pipeline>, cfg: &SourceConfig, open: &mut Opener<'_>) {
     wait_for_node(p, cfg);
     let mut recovery = Recovery {
         backoff: Backoff::new(reopen_backoff()),
@@ -317,6 +317,15 @@ pub(crate) fn run(p: &Pipeline, cfg: &SourceConfig, open: &mut Opener<'_>) {
         waits_for_device: !cfg.wait_for_device.is_zero(),
     };
     let mut publisher = Publisher::default();
+    if cfg.encode_threads > 1 {
+        match crate::encode::pool::Pool::new(cfg.encode_threads as usize, p.clone()) {
+            Ok(pool) => {
+                log::info!("encoding on {} threads", pool.len());
+                publisher.pool = Some(pool);
+            }
+            Err(e) => log::warn!("cannot start encoder threads ({e}); encoding on one"),
+        }
+    }
     while !p.controls.shutting_down() {
         p.health.beat_capture();
         let mut src = match open(cfg) {
@@ -385,9 +394,11 @@ enum Pumped {
 
 /// Turns source frames into published frames: decimation, pause, encode,
 /// seq numbering. Seq continues across reopens.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Publisher {
     seq: u64,
+    /// Encoder threads, when `source.encode_threads` > 1.
+    pool: Option<crate::encode::pool::Pool>,
     /// Expected size of the next JPEG, so its Vec is allocated once.
     size_hint: usize,
     warned_corrupt: bool,
@@ -467,6 +478,19 @@ impl Publisher {
             ts_us: frame.captured_at_us,
             size: None,
         };
+        if let (FrameData::Raw(img), Some(pool)) = (&frame.data, &self.pool) {
+            let meta = FrameMeta {
+                size: Some((img.width, img.height)),
+                ..meta
+            };
+            if !pool.submit(img, meta, epoch, p.controls.quality()) {
+                // Every encoder is busy: this frame would wait, so it is
+                // stale now (counted, a gap in seq).
+                c.stale.fetch_add(1, Ordering::Relaxed);
+            }
+            self.seq += 1;
+            return;
+        }
         let mut jpeg = Vec::with_capacity(self.size_hint.max(16 * 1024));
         let size = match frame.data {
             FrameData::Mjpeg(bytes) => match mjpeg::pass_through(bytes, &meta, &mut jpeg) {

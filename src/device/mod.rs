@@ -126,6 +126,7 @@ mod tests {
             format: None,
             wait_for_device: Duration::ZERO,
             controls: Vec::new(),
+            encode_threads: 1,
         };
         Pipeline::for_source(&source).unwrap()
     }

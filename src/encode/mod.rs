@@ -3,6 +3,7 @@
 
 pub mod dht;
 pub mod mjpeg;
+pub mod pool;
 pub mod raw;
 
 pub use raw::{EncodeError, RawFormat, RawImage, encode_raw};
