@@ -13,6 +13,26 @@ const root = resolve(here, "../..");
 const artifacts = join(root, "artifacts");
 const HANG_MS = 30000;
 
+// Every process this test starts, killed however the test ends (a failed
+// check, Ctrl-C, a CI timeout's SIGTERM), so no camera is left streaming.
+const children = new Set();
+function start(bin, args) {
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  children.add(child);
+  child.on("exit", () => children.delete(child));
+  return child;
+}
+function killChildren() {
+  for (const c of children) c.kill("SIGTERM");
+}
+process.on("exit", killChildren);
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(sig, () => {
+    killChildren();
+    process.exit(1);
+  });
+}
+
 function fail(msg) {
   console.error("browser test FAILED: " + msg);
   process.exitCode = 1;
@@ -30,9 +50,7 @@ function findBinary() {
 // Starts `zerocam demo --listen 127.0.0.1:0` and resolves with its URL.
 function startDemo() {
   const bin = findBinary();
-  const child = spawn(bin, ["demo", "--listen", "127.0.0.1:0", "--size", "640x480", "--fps", "15"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = start(bin, ["demo", "--listen", "127.0.0.1:0", "--size", "640x480", "--fps", "15"]);
   child.stderr.on("data", (d) => process.stderr.write("[demo] " + d));
   const url = new Promise((ok, bad) => {
     let out = "";
@@ -61,7 +79,7 @@ function startRelayAndCamera() {
   mkdirSync(join(artifacts, "browser"), { recursive: true });
   const cfg = join(artifacts, "browser", "relay.toml");
   writeFileSync(cfg, '[server]\npause_when_unwatched = false\n[server.admin]\ntokens = ["adm"]\n');
-  const relay = spawn(bin, ["relay", "--listen", "127.0.0.1:0", "--config", cfg], { stdio: ["ignore", "pipe", "pipe"] });
+  const relay = start(bin, ["relay", "--listen", "127.0.0.1:0", "--config", cfg]);
   const procs = [relay];
   const url = new Promise((ok, bad) => {
     let err = "";
@@ -75,8 +93,8 @@ function startRelayAndCamera() {
       if (m) {
         started = true;
         clearTimeout(timer);
-        const cam = spawn(bin, ["stream", "--source", "pattern", "--size", "320x240", "--fps", "15",
-          "--camera", "pat", "--relay", m[1].replace("http:", "ws:") + "/ingest/pat"], { stdio: ["ignore", "pipe", "pipe"] });
+        const cam = start(bin, ["stream", "--source", "pattern", "--size", "320x240", "--fps", "15",
+          "--camera", "pat", "--relay", m[1].replace("http:", "ws:") + "/ingest/pat"]);
         cam.stderr.on("data", (d) => process.stderr.write("[camera] " + d));
         procs.push(cam);
         ok(m[1] + "/");
