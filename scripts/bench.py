@@ -546,8 +546,13 @@ def main():
             netns_down()
     if WRITE:
         path = os.path.join(ROOT, "BENCHMARKS.md")
+        # The soak's section (scripts/soak --write) is kept as it was.
+        soak = ""
+        if os.path.exists(path):
+            m = re.search(r"<!-- soak:begin -->.*?<!-- soak:end -->\n", open(path).read(), re.S)
+            soak = "\n" + m.group(0) if m else ""
         with open(path, "w") as f:
-            f.write(BENCH_HEAD + "\n" + "\n".join(out) + "\n" + BENCH_TAIL)
+            f.write(BENCH_HEAD + "\n" + "\n".join(out) + "\n" + soak + BENCH_TAIL)
         log(f"wrote {path}")
 
 
