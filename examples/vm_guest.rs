@@ -33,8 +33,14 @@ fn main() -> ExitCode {
         }
         Some("ctls") if args.len() == 2 => list_ctls(&args[1]),
         Some("post") if args.len() == 4 => post(&args[1], &args[2], &args[3]),
+        Some("sink") if args.len() == 5 => {
+            match (args[1].parse(), args[2].parse(), args[3].parse()) {
+                (Ok(port), Ok(n), Ok(t)) => sink(port, n, Duration::from_secs_f64(t), &args[4]),
+                _ => Err(anyhow::anyhow!("sink: PORT FRAMES TIMEOUT_S MAGIC_HEX")),
+            }
+        }
         _ => Err(anyhow::anyhow!(
-            "usage: vm_guest view URL FRAMES TIMEOUT_S | ctl DEVICE NAME [VALUE] | ctls DEVICE | post URL TOKEN JSON"
+            "usage: vm_guest view URL FRAMES TIMEOUT_S | ctl DEVICE NAME [VALUE] | ctls DEVICE | post URL TOKEN JSON | sink PORT FRAMES TIMEOUT_S MAGIC_HEX"
         )),
     };
     match res {
@@ -161,6 +167,72 @@ fn view(url: &str, frames: u64, timeout: Duration) -> Result<()> {
     println!("{}", t.line());
     if t.received < frames || t.decoded < t.received {
         bail!("view: wanted {frames} decodable frames, {}", t.line());
+    }
+    Ok(())
+}
+
+/// `sink PORT FRAMES TIMEOUT_S MAGIC_HEX`: a bare WebSocket relay on
+/// 127.0.0.1:PORT for one camera, counting its binary messages and those
+/// that start with MAGIC (e.g. vicodec's FWHT header); prints one `SINK …`
+/// line (with `dims=WxH`, the big-endian words at bytes 12 and 16 of the
+/// last frame: an FWHT header's width and height) and exits non-zero
+/// unless FRAMES all carried the magic in time.
+fn sink(port: u16, frames: u64, timeout: Duration, magic_hex: &str) -> Result<()> {
+    let magic: Vec<u8> = (0..magic_hex.len() / 2)
+        .map(|i| u8::from_str_radix(&magic_hex[i * 2..i * 2 + 2], 16))
+        .collect::<std::result::Result<_, _>>()
+        .context("MAGIC_HEX")?;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + timeout;
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                if Instant::now() > deadline {
+                    bail!("sink: no camera connected within {timeout:?}");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let mut ws =
+        tungstenite::accept(stream).map_err(|e| anyhow::anyhow!("sink: handshake: {e}"))?;
+    let (mut total, mut matched, mut bytes) = (0u64, 0u64, 0u64);
+    let mut dims = (0u32, 0u32);
+    while matched < frames && Instant::now() < deadline {
+        match ws.read() {
+            Ok(Message::Binary(b)) => {
+                total += 1;
+                bytes += b.len() as u64;
+                if b.starts_with(&magic) {
+                    matched += 1;
+                }
+                let word = |at: usize| {
+                    b.get(at..at + 4)
+                        .map_or(0, |w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+                };
+                dims = (word(12), word(16));
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => {
+                eprintln!("vm_guest: sink: {e}");
+                break;
+            }
+        }
+    }
+    let _ = ws.close(None);
+    println!(
+        "SINK frames={total} magic={matched} bytes={bytes} dims={}x{}",
+        dims.0, dims.1
+    );
+    if matched < frames || matched != total {
+        bail!("sink: wanted {frames} frames all starting with {magic_hex}");
     }
     Ok(())
 }

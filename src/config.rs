@@ -79,6 +79,11 @@ pub struct SourceSection {
     pub wait_for_device: Option<f64>,
     /// Software encoder threads (default: the cores, at most 4).
     pub encode_threads: Option<u32>,
+    /// `auto`, `software` or `hardware` (a V4L2 M2M JPEG encoder).
+    pub encoder: Option<String>,
+    /// The coded format asked of a hardware encoder (default `JPEG`; other
+    /// formats are for testing the M2M path with a non-JPEG encoder).
+    pub encoder_format: Option<String>,
     /// Image controls set at every open: `brightness = 60`, `hflip = true`,
     /// `power_line_frequency = "50 Hz"`.
     pub controls: Option<toml::Table>,
@@ -181,6 +186,7 @@ pub struct Overrides {
     pub quality: Option<u8>,
     pub format: Option<String>,
     pub encode_threads: Option<u32>,
+    pub encoder: Option<String>,
     pub protocol: Option<String>,
     pub topic: Option<String>,
     pub heartbeat: Option<f64>,
@@ -258,6 +264,20 @@ pub struct SourceConfig {
     pub controls: Vec<(String, ControlValue)>,
     /// Software encoder threads; 1 encodes on the capture thread.
     pub encode_threads: u32,
+    /// Which encoder turns raw frames into JPEG.
+    pub encoder: EncoderChoice,
+    /// The coded format asked of a hardware encoder (`JPEG`).
+    pub encoder_format: [u8; 4],
+}
+
+/// `source.encoder`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncoderChoice {
+    /// A hardware encoder if one is found, else software.
+    Auto,
+    Software,
+    /// A hardware encoder, or a start-up error.
+    Hardware,
 }
 
 /// Relay connection settings.
@@ -589,6 +609,30 @@ impl Config {
             .encode_threads
             .or(s.encode_threads)
             .unwrap_or_else(default_encode_threads);
+        let encoder = match o.encoder.clone().or(s.encoder).as_deref() {
+            None | Some("auto") => EncoderChoice::Auto,
+            Some("software") => EncoderChoice::Software,
+            Some("hardware") => EncoderChoice::Hardware,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "source.encoder",
+                    format!("`{other}` is not an encoder (auto, software or hardware)"),
+                ));
+            }
+        };
+        let encoder_format = match s.encoder_format.as_deref() {
+            None => *b"JPEG",
+            Some(f) if f.len() == 4 && f.bytes().all(|b| b.is_ascii_graphic() || b == b' ') => {
+                let b = f.as_bytes();
+                [b[0], b[1], b[2], b[3]]
+            }
+            Some(f) => {
+                return Err(ConfigError::new(
+                    "source.encoder_format",
+                    format!("`{f}` is not a FourCC (four characters, like JPEG)"),
+                ));
+            }
+        };
         if !(1..=16).contains(&encode_threads) {
             return Err(ConfigError::new(
                 "source.encode_threads",
@@ -718,6 +762,8 @@ impl Config {
                 wait_for_device,
                 controls,
                 encode_threads,
+                encoder,
+                encoder_format,
             },
             relay: RelayConfig {
                 url,

@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod relay;
 pub mod slot;
 pub mod stream;
+pub mod v4l2raw;
 pub mod wire;
 
 /// The version string sent in `hello` and printed by `--version`.

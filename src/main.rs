@@ -118,6 +118,10 @@ struct SourceArgs {
     /// Software encoder threads [default: the cores, at most 4].
     #[arg(long)]
     encode_threads: Option<u32>,
+    /// auto, software or hardware (a V4L2 memory-to-memory JPEG encoder,
+    /// /dev/video31 on a Pi) [default: auto].
+    #[arg(long)]
+    encoder: Option<String>,
 }
 
 #[derive(Args)]
@@ -203,6 +207,7 @@ fn source_overrides(s: SourceArgs) -> Overrides {
         quality: s.quality,
         format: s.format,
         encode_threads: s.encode_threads,
+        encoder: s.encoder,
         ..Overrides::default()
     }
 }

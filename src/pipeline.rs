@@ -135,6 +135,8 @@ pub struct Counters {
     pub reconnects: AtomicU64,
     /// Connection attempts that failed (refused, unreachable, timed out).
     pub connect_failures: AtomicU64,
+    /// Times the hardware encoder failed and software took over.
+    pub encoder_fallbacks: AtomicU64,
     /// Frames the driver had ready that were skipped for a newer one
     /// (stale by the time the encoder was free); never sent.
     pub stale: AtomicU64,
@@ -377,6 +379,7 @@ impl Pipeline {
             reconnects: c.reconnects.load(Ordering::Relaxed),
             attempts: c.reconnects.load(Ordering::Relaxed)
                 + c.connect_failures.load(Ordering::Relaxed),
+            encoder_fallbacks: c.encoder_fallbacks.load(Ordering::Relaxed),
             encode_ms_p50: p50,
             encode_ms_p99: p99,
             fps: self.controls.fps(),
@@ -400,6 +403,8 @@ pub struct StatsSnapshot {
     pub reconnects: u64,
     /// Connection attempts after the first, failed or not.
     pub attempts: u64,
+    /// Times the hardware encoder failed and software took over.
+    pub encoder_fallbacks: u64,
     pub encode_ms_p50: f64,
     pub encode_ms_p99: f64,
     pub fps: u32,

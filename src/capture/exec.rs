@@ -482,6 +482,7 @@ impl FrameSource for ExecSource {
                     captured_at_us: crate::frame::now_us(),
                     skipped: 0,
                     data: FrameData::Corrupt,
+                    dmabuf: None,
                 }));
             }
             if self.last_frame.elapsed() > self.stall {
@@ -520,6 +521,7 @@ impl FrameSource for ExecSource {
             captured_at_us: crate::frame::now_us(),
             skipped,
             data,
+            dmabuf: None,
         }))
     }
 }

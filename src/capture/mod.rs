@@ -19,6 +19,7 @@ use anyhow::Context;
 
 use self::source_error::{Kind, Policy, SourceError};
 use crate::config::{BackoffConfig, SourceConfig, SourceKind};
+use crate::encode::m2m::{self, HardwareEncoder};
 use crate::encode::{RawFormat, RawImage, encode_raw, mjpeg};
 use crate::frame::Frame;
 use crate::pipeline::{Pipeline, SourceInfo};
@@ -92,6 +93,9 @@ pub struct SourceFrame<'a> {
     /// because this one is newer: stale, counted as dropped.
     pub skipped: u32,
     pub data: FrameData<'a>,
+    /// The frame's buffer as a DMABUF, after [`FrameSource::export_buffers`]:
+    /// a hardware encoder reads it without a copy.
+    pub dmabuf: Option<crate::encode::m2m::Dmabuf>,
 }
 
 /// A source of frames: the test pattern or a V4L2 device.
@@ -105,6 +109,12 @@ pub trait FrameSource {
     /// nothing yet, call again. `Err`: the source failed and must be
     /// reopened (a device that stays silent too long is an error too).
     fn next_frame(&mut self, fps: u32) -> io::Result<Option<SourceFrame<'_>>>;
+    /// Exports the capture buffers as DMABUF so that frames carry them
+    /// ([`SourceFrame::dmabuf`]); how many there are, or `None` when the
+    /// source cannot.
+    fn export_buffers(&mut self) -> Option<usize> {
+        None
+    }
     /// Should a pause stop the source (and a resume start it again)?
     /// True for a camera program: stopped, it costs nothing.
     fn stop_when_paused(&self) -> bool {
@@ -307,8 +317,33 @@ fn apply_controls(p: &Pipeline, src: &mut dyn FrameSource, requests: Vec<(String
 
 type Opener<'a> = dyn FnMut(&SourceConfig) -> Result<Box<dyn FrameSource + Send>, SourceError> + 'a;
 
+/// Opens a hardware encoder: (coded format, raw format, mode, the source's
+/// lent buffers). The real one is [`m2m::open_first`]; tests pass doubles.
+pub(crate) type HwOpener<'a> = dyn FnMut([u8; 4], RawFormat, &Granted, Option<m2m::Import>) -> io::Result<Box<dyn HardwareEncoder>>
+    + 'a;
+
+/// The hardware encoders of this machine (`/dev/video*`).
+fn open_m2m(
+    coded: [u8; 4],
+    raw: RawFormat,
+    g: &Granted,
+    import: Option<m2m::Import>,
+) -> io::Result<Box<dyn HardwareEncoder>> {
+    m2m::open_first(coded, raw, g.width, g.height, import)
+}
+
 /// The capture loop; `open` is injectable for tests.
 pub(crate) fn run(p: &Arc<Pipeline>, cfg: &SourceConfig, open: &mut Opener<'_>) {
+    run_with(p, cfg, open, &mut open_m2m)
+}
+
+/// [`run`] with the hardware encoders `open_hw` gives.
+pub(crate) fn run_with(
+    p: &Arc<Pipeline>,
+    cfg: &SourceConfig,
+    open: &mut Opener<'_>,
+    open_hw: &mut HwOpener<'_>,
+) {
     wait_for_node(p, cfg);
     let mut recovery = Recovery {
         backoff: Backoff::new(reopen_backoff()),
@@ -354,7 +389,12 @@ pub(crate) fn run(p: &Arc<Pipeline>, cfg: &SourceConfig, open: &mut Opener<'_>) 
             g.fps
         );
         p.set_source_info(g.info());
+        if !publisher.choose_encoder(p, cfg, &g, src.as_mut(), open_hw) {
+            break;
+        }
         let result = publisher.pump(p, src.as_mut());
+        // The encoder may hold the source's buffers (DMABUF): it goes first.
+        publisher.hw = None;
         drop(src);
         recovery.backoff.disconnected(Instant::now());
         match result {
@@ -399,13 +439,140 @@ struct Publisher {
     seq: u64,
     /// Encoder threads, when `source.encode_threads` > 1.
     pool: Option<crate::encode::pool::Pool>,
+    /// The hardware (V4L2 M2M) encoder, when one is used.
+    hw: Option<Box<dyn HardwareEncoder>>,
+    /// Its output, before the COM segment goes in.
+    hw_out: Vec<u8>,
+    /// "No hardware encoder" was said once.
+    told_no_hw: bool,
     /// Expected size of the next JPEG, so its Vec is allocated once.
     size_hint: usize,
     warned_corrupt: bool,
     warned_encode: bool,
 }
 
+/// How long the hardware encoder may take for one frame before it counts
+/// as failed.
+const HW_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Publisher {
+    /// Picks the encoder for the mode `g` the source granted, per
+    /// `source.encoder`. False when zerocam is to stop (`hardware` without
+    /// one).
+    fn choose_encoder(
+        &mut self,
+        p: &Pipeline,
+        cfg: &SourceConfig,
+        g: &Granted,
+        src: &mut dyn FrameSource,
+        open_hw: &mut HwOpener<'_>,
+    ) -> bool {
+        use crate::config::EncoderChoice;
+        self.hw = None;
+        let SourceFormat::Raw(raw) = g.format else {
+            return true; // the camera compresses: nothing to encode
+        };
+        if cfg.encoder == EncoderChoice::Software {
+            return true;
+        }
+        // Zero copy when the source can lend its buffers.
+        let import = src.export_buffers().map(|buffers| m2m::Import {
+            stride: g.stride,
+            buffers,
+        });
+        match (open_hw(cfg.encoder_format, raw, g, import), cfg.encoder) {
+            (Ok(enc), _) => {
+                log::info!(
+                    "encoding {} {}x{} to {} in hardware: {}, {}",
+                    raw.name(),
+                    g.width,
+                    g.height,
+                    mode::fourcc_str(&enc.coded()),
+                    enc.describe(),
+                    if enc.imports() {
+                        "frames passed as DMABUF"
+                    } else {
+                        "frames copied"
+                    }
+                );
+                self.hw = Some(enc);
+                true
+            }
+            (Err(e), EncoderChoice::Hardware) => {
+                p.fail(format!("source.encoder = hardware: {e}"));
+                false
+            }
+            (Err(e), _) => {
+                if !self.told_no_hw {
+                    log::info!("{e}; encoding in software");
+                    self.told_no_hw = true;
+                }
+                true
+            }
+        }
+    }
+
+    /// Encodes `img` in hardware into `jpeg` (with the COM segment for a
+    /// JPEG). An encoder that cannot take the camera's buffers is reopened
+    /// to copy them; any other failure drops the hardware encoder for good
+    /// and `false` says: encode in software.
+    fn hw_encode(
+        &mut self,
+        p: &Pipeline,
+        img: &RawImage<'_>,
+        dmabuf: Option<&m2m::Dmabuf>,
+        meta: &FrameMeta,
+        jpeg: &mut Vec<u8>,
+    ) -> bool {
+        let Some(hw) = self.hw.as_mut() else {
+            return false;
+        };
+        let quality = p.controls.quality();
+        let lent = dmabuf.filter(|_| hw.imports());
+        let mut result = hw.encode(img, lent, quality, &mut self.hw_out, HW_TIMEOUT);
+        if let (Err(e), true) = (&result, hw.imports()) {
+            // Some importers refuse some exporters' memory: copy instead.
+            log::warn!("{e}; copying frames into the encoder instead");
+            match hw.reopen_copying() {
+                Ok(copying) => {
+                    let hw = self.hw.insert(copying);
+                    result = hw.encode(img, None, quality, &mut self.hw_out, HW_TIMEOUT);
+                }
+                Err(e) => result = Err(e),
+            }
+        }
+        let coded = self.hw.as_ref().map(|h| h.coded());
+        let result = result.and_then(|()| {
+            if coded == Some(*b"JPEG") {
+                mjpeg::pass_through(&self.hw_out, meta, jpeg)
+                    .map(|_| ())
+                    .map_err(|e| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("the encoder's JPEG: {e}"),
+                        )
+                    })
+            } else {
+                // A test codec (vicodec's FWHT): its bytes as they are.
+                jpeg.clear();
+                jpeg.extend_from_slice(&self.hw_out);
+                Ok(())
+            }
+        });
+        match result {
+            Ok(()) => true,
+            Err(e) => self.hw_failed(p, e),
+        }
+    }
+
+    /// Drops the hardware encoder for good after `e`: one log line,
+    /// counted. False: encode in software.
+    fn hw_failed(&mut self, p: &Pipeline, e: io::Error) -> bool {
+        log::warn!("hardware encoder failed ({e}); encoding in software from now on");
+        p.counters.encoder_fallbacks.fetch_add(1, Ordering::Relaxed);
+        self.hw = None;
+        false
+    }
     /// Runs until shutdown, a pause that stops the source, or a source
     /// error (`Err`).
     fn pump(&mut self, p: &Pipeline, src: &mut dyn FrameSource) -> io::Result<Pumped> {
@@ -478,7 +645,7 @@ impl Publisher {
             ts_us: frame.captured_at_us,
             size: None,
         };
-        if let (FrameData::Raw(img), Some(pool)) = (&frame.data, &self.pool) {
+        if let (FrameData::Raw(img), Some(pool), None) = (&frame.data, &self.pool, &self.hw) {
             let meta = FrameMeta {
                 size: Some((img.width, img.height)),
                 ..meta
@@ -511,6 +678,17 @@ impl Publisher {
                     size: Some((img.width, img.height)),
                     ..meta
                 };
+                if self.hw_encode(p, &img, frame.dmabuf.as_ref(), &meta, &mut jpeg) {
+                    self.finish(
+                        p,
+                        jpeg,
+                        (img.width, img.height),
+                        frame.captured_at_us,
+                        epoch,
+                        t0,
+                    );
+                    return;
+                }
                 match encode_raw(&img, p.controls.quality(), Some(&meta), &mut jpeg) {
                     Ok(()) => (img.width, img.height),
                     Err(e) => {
@@ -531,13 +709,27 @@ impl Publisher {
                 return;
             }
         };
+        self.finish(p, jpeg, size, frame.captured_at_us, epoch, t0);
+    }
+
+    /// Publishes an encoded frame (the next seq).
+    fn finish(
+        &mut self,
+        p: &Pipeline,
+        jpeg: Vec<u8>,
+        size: (u32, u32),
+        captured_at_us: u64,
+        epoch: u64,
+        t0: Instant,
+    ) {
+        let c = &p.counters;
         c.record_encode_us(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
         self.size_hint = jpeg.len() + jpeg.len() / 4;
         c.captured.fetch_add(1, Ordering::Relaxed);
         p.slot.put(Frame {
             jpeg,
             seq: self.seq,
-            captured_at_us: frame.captured_at_us,
+            captured_at_us,
             width: size.0,
             height: size.1,
             epoch,

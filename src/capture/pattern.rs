@@ -272,6 +272,7 @@ impl FrameSource for PatternSource {
         let data = self.pattern.frame();
         Ok(Some(SourceFrame {
             skipped: 0,
+            dmabuf: None,
             captured_at_us: ts,
             data: super::FrameData::Raw(RawImage {
                 format: RawFormat::Yuyv,
@@ -420,6 +421,7 @@ impl FrameSource for PatternMjpegSource {
             skipped: 0,
             captured_at_us: crate::frame::now_us(),
             data: super::FrameData::Mjpeg(&self.frames[i]),
+            dmabuf: None,
         }))
     }
 }

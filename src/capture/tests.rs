@@ -18,6 +18,8 @@ fn cfg(fps: u32) -> SourceConfig {
         wait_for_device: Duration::ZERO,
         controls: Vec::new(),
         encode_threads: 1,
+        encoder: crate::config::EncoderChoice::Software,
+        encoder_format: *b"JPEG",
     }
 }
 
@@ -297,4 +299,216 @@ fn parallel_encoders_deliver_in_capture_order_and_count_every_frame() {
         seqs.len(),
         last + 1
     );
+}
+
+/// What a test hardware encoder was asked to do.
+#[derive(Default)]
+struct HwLog {
+    /// Frames offered, and whether each came with a DMABUF.
+    calls: Vec<bool>,
+    reopened: u32,
+}
+
+/// A hardware encoder double: JPEG from the software encoder, failing on
+/// the frames `fail_at` names (counted from 0), or on every imported one.
+struct FakeHw {
+    log: Arc<std::sync::Mutex<HwLog>>,
+    imports: bool,
+    fail_at: Vec<usize>,
+}
+
+impl HardwareEncoder for FakeHw {
+    fn encode(
+        &mut self,
+        img: &RawImage<'_>,
+        dmabuf: Option<&m2m::Dmabuf>,
+        quality: u8,
+        out: &mut Vec<u8>,
+        _timeout: Duration,
+    ) -> io::Result<()> {
+        let n = {
+            let mut log = self.log.lock().unwrap();
+            log.calls.push(dmabuf.is_some());
+            log.calls.len() - 1
+        };
+        if self.imports || self.fail_at.contains(&n) {
+            return Err(io::Error::other("the test encoder failed"));
+        }
+        encode_raw(img, quality, None, out).map_err(io::Error::other)
+    }
+    fn imports(&self) -> bool {
+        self.imports
+    }
+    fn coded(&self) -> [u8; 4] {
+        *b"JPEG"
+    }
+    fn describe(&self) -> String {
+        "test encoder".into()
+    }
+    fn reopen_copying(&self) -> io::Result<Box<dyn HardwareEncoder>> {
+        self.log.lock().unwrap().reopened += 1;
+        Ok(Box::new(FakeHw {
+            log: self.log.clone(),
+            imports: false,
+            fail_at: self.fail_at.clone(),
+        }))
+    }
+}
+
+/// The pattern, as a source that lends its buffers (fake DMABUF fds).
+struct Lending {
+    inner: pattern::PatternSource,
+    exported: bool,
+}
+
+impl FrameSource for Lending {
+    fn granted(&self) -> &Granted {
+        self.inner.granted()
+    }
+    fn self_paced(&self) -> bool {
+        true
+    }
+    fn export_buffers(&mut self) -> Option<usize> {
+        self.exported = true;
+        Some(2)
+    }
+    fn next_frame(&mut self, fps: u32) -> io::Result<Option<SourceFrame<'_>>> {
+        let exported = self.exported;
+        Ok(self.inner.next_frame(fps)?.map(|mut f| {
+            if exported {
+                f.dmabuf = Some(m2m::Dmabuf {
+                    fd: -1,
+                    len: 0,
+                    index: 0,
+                });
+            }
+            f
+        }))
+    }
+}
+
+/// Runs the capture loop with `source` and the hardware encoder `hw` until
+/// `frames` frames came out (or the pipeline stopped); the frames' seqs.
+fn run_hw(
+    c: SourceConfig,
+    source: Box<dyn FrameSource + Send>,
+    hw: Option<FakeHw>,
+    frames: usize,
+) -> (Arc<Pipeline>, Vec<Frame>) {
+    let p = Pipeline::for_source(&c).unwrap();
+    let p2 = p.clone();
+    let source = std::sync::Mutex::new(Some(source));
+    let hw = std::sync::Mutex::new(hw);
+    let h = std::thread::spawn(move || {
+        let mut open = |_: &SourceConfig| -> Result<Box<dyn FrameSource + Send>, SourceError> {
+            source
+                .lock()
+                .unwrap()
+                .take()
+                .ok_or_else(|| SourceError::failed("opened twice"))
+        };
+        let mut open_hw = |_: [u8; 4], _: RawFormat, _: &Granted, _: Option<m2m::Import>| match hw
+            .lock()
+            .unwrap()
+            .take()
+        {
+            Some(h) => Ok(Box::new(h) as Box<dyn HardwareEncoder>),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, "no test encoder")),
+        };
+        run_with(&p2, &c, &mut open, &mut open_hw);
+    });
+    let mut out = Vec::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    while out.len() < frames && p.fatal().is_none() && Instant::now() < end {
+        if let Some(f) = p.slot.take() {
+            out.push(f);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    p.controls.request_shutdown();
+    h.join().unwrap();
+    (p, out)
+}
+
+fn hw_cfg(choice: crate::config::EncoderChoice) -> SourceConfig {
+    SourceConfig {
+        encoder: choice,
+        ..cfg(200)
+    }
+}
+
+#[test]
+fn a_hardware_encoder_failing_mid_stream_falls_back_to_software_once() {
+    let log = Arc::new(std::sync::Mutex::new(HwLog::default()));
+    let hw = FakeHw {
+        log: log.clone(),
+        imports: false,
+        fail_at: vec![3],
+    };
+    let src = Box::new(pattern::PatternSource::new(64, 48, 200).unwrap());
+    let (p, frames) = run_hw(
+        hw_cfg(crate::config::EncoderChoice::Auto),
+        src,
+        Some(hw),
+        12,
+    );
+    assert_eq!(frames.len(), 12, "frames stopped after the failure");
+    // Every frame is a JPEG with its COM segment, hardware-made or not.
+    for f in &frames {
+        assert_eq!(crate::wire::com::parse(&f.jpeg).unwrap().seq, f.seq);
+    }
+    assert_eq!(p.counters.encoder_fallbacks.load(Ordering::Relaxed), 1);
+    // Frames 0–2 in hardware, frame 3 failed there, and the hardware was
+    // never asked again.
+    assert_eq!(log.lock().unwrap().calls.len(), 4);
+}
+
+#[test]
+fn an_encoder_refusing_the_cameras_buffers_is_reopened_to_copy_them() {
+    let log = Arc::new(std::sync::Mutex::new(HwLog::default()));
+    let hw = FakeHw {
+        log: log.clone(),
+        imports: true,
+        fail_at: Vec::new(),
+    };
+    let src = Box::new(Lending {
+        inner: pattern::PatternSource::new(64, 48, 200).unwrap(),
+        exported: false,
+    });
+    let (p, frames) = run_hw(
+        hw_cfg(crate::config::EncoderChoice::Hardware),
+        src,
+        Some(hw),
+        8,
+    );
+    assert_eq!(frames.len(), 8);
+    assert_eq!(p.counters.encoder_fallbacks.load(Ordering::Relaxed), 0);
+    let log = log.lock().unwrap();
+    assert_eq!(log.reopened, 1);
+    // The first frame was offered as DMABUF (refused), then again copied;
+    // later ones always copied, all in hardware.
+    assert!(log.calls[0]);
+    assert!(log.calls[1..].iter().all(|&d| !d), "{:?}", log.calls);
+    assert!(log.calls.len() >= 9);
+}
+
+#[test]
+fn encoder_hardware_without_one_stops_with_a_clear_error() {
+    let src = Box::new(pattern::PatternSource::new(64, 48, 200).unwrap());
+    let (p, frames) = run_hw(hw_cfg(crate::config::EncoderChoice::Hardware), src, None, 1);
+    assert!(frames.is_empty());
+    let why = p.fatal().expect("the pipeline did not stop");
+    assert!(
+        why.contains("source.encoder = hardware") && why.contains("no test encoder"),
+        "{why}"
+    );
+}
+
+#[test]
+fn encoder_auto_without_one_encodes_in_software() {
+    let src = Box::new(pattern::PatternSource::new(64, 48, 200).unwrap());
+    let (p, frames) = run_hw(hw_cfg(crate::config::EncoderChoice::Auto), src, None, 5);
+    assert_eq!(frames.len(), 5);
+    assert!(p.fatal().is_none());
+    assert_eq!(p.counters.encoder_fallbacks.load(Ordering::Relaxed), 0);
 }

@@ -127,6 +127,8 @@ mod tests {
             wait_for_device: Duration::ZERO,
             controls: Vec::new(),
             encode_threads: 1,
+            encoder: crate::config::EncoderChoice::Software,
+            encoder_format: *b"JPEG",
         };
         Pipeline::for_source(&source).unwrap()
     }

@@ -2,6 +2,7 @@
 //! metadata they carry is [`crate::wire::com`]).
 
 pub mod dht;
+pub mod m2m;
 pub mod mjpeg;
 pub mod pool;
 pub mod raw;

@@ -176,6 +176,7 @@ mod tests {
             source_errors: 999_999_999,
             reconnects: 999_999_999,
             attempts: 999_999_999,
+            encoder_fallbacks: 999_999_999,
             encode_ms_p50: 9999.9,
             encode_ms_p99: 99999.9,
             fps: 120,

@@ -6,6 +6,8 @@
 # usage: mkinitramfs.sh KERNEL_DIR BUSYBOX ZEROCAM VM_GUEST OUT.cpio.gz CASE...
 # env:   RELAY_BIN: a separate zerocam build with the relay feature (the Pi
 #        build leaves it out); installed as /bin/zerocam-relay.
+#        EXTRA_MODULES: a directory of extra .ko files (vicodec), installed
+#        in /lib/modules/extra.
 set -euo pipefail
 kdir=$1 busybox=$2 zerocam=$3 vm_guest=$4 out=$5
 shift 5
@@ -20,6 +22,10 @@ for a in $("$root/bin/busybox" --list 2>/dev/null || /bin/busybox --list); do
   [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"
 done
 cp "$kdir"/modules/*.ko "$root/lib/modules/"
+if [ -n "${EXTRA_MODULES:-}" ]; then
+  mkdir -p "$root/lib/modules/extra"
+  cp "$EXTRA_MODULES"/*.ko "$root/lib/modules/extra/"
+fi
 cp "$kdir/modules.order" "$root/lib/modules/order"
 cp "$zerocam" "$root/bin/zerocam"
 cp "$vm_guest" "$root/bin/vm_guest"

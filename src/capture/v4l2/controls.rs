@@ -13,17 +13,13 @@ use v4l::v4l_sys::{
 use v4l::v4l2::{self, vidioc};
 
 use crate::capture::controls::{ControlInfo, Kind, name_for};
+use crate::v4l2raw::c_name;
 
 const TYPE_INTEGER: u32 = 1;
 const TYPE_BOOLEAN: u32 = 2;
 const TYPE_MENU: u32 = 3;
 const TYPE_BUTTON: u32 = 4;
 const TYPE_INTEGER_MENU: u32 = 9;
-
-fn c_name(b: &[u8]) -> String {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).trim().to_string()
-}
 
 /// Every control the device at `fd` offers, with its current value.
 pub fn list(fd: i32) -> Vec<ControlInfo> {

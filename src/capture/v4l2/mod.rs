@@ -25,6 +25,7 @@ use super::mode::{self, Choice, FormatOffer, Rates, Sizes, fourcc_str};
 use super::source_error::{Kind, SourceError};
 use super::{FrameData, FrameSource, Granted, SourceFormat, SourceFrame};
 use crate::encode::RawImage;
+use crate::v4l2raw::c_name;
 
 /// mmap buffers requested: enough to keep capturing while one is encoded.
 const BUFFERS: u32 = 4;
@@ -111,11 +112,6 @@ pub struct Caps {
     pub bus: String,
     /// The node's own capabilities (`device_caps` when the driver gives them).
     pub caps: u32,
-}
-
-fn c_name(b: &[u8]) -> String {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
 /// VIDIOC_QUERYCAP on an open device.
@@ -318,6 +314,16 @@ impl FrameSource for V4l2Source {
         false
     }
 
+    fn export_buffers(&mut self) -> Option<usize> {
+        match self.ring.export() {
+            Ok(()) => Some(self.ring.len()),
+            Err(e) => {
+                log::debug!("cannot export the capture buffers as DMABUF: {e}");
+                None
+            }
+        }
+    }
+
     fn next_frame(&mut self, _fps: u32) -> io::Result<Option<SourceFrame<'_>>> {
         if let Some(i) = self.lent.take() {
             self.ring.requeue(i)?;
@@ -383,10 +389,19 @@ impl FrameSource for V4l2Source {
                 }),
             }
         };
+        let dmabuf = self
+            .ring
+            .dmabuf(filled.index)
+            .map(|(fd, len)| crate::encode::m2m::Dmabuf {
+                fd,
+                len,
+                index: filled.index,
+            });
         Ok(Some(SourceFrame {
             captured_at_us,
             skipped: skipped.saturating_add(lost),
             data,
+            dmabuf,
         }))
     }
 }

@@ -10,11 +10,12 @@
 //! unmapped, and freed by the kernel when the device is closed right after.
 
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::raw::c_void;
 
 use v4l::v4l_sys::{
     V4L2_BUF_FLAG_ERROR, V4L2_BUF_FLAG_TIMESTAMP_MASK, V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC,
-    v4l2_buffer, v4l2_requestbuffers,
+    v4l2_buffer, v4l2_exportbuffer, v4l2_requestbuffers,
 };
 use v4l::v4l2::{self, vidioc};
 
@@ -80,6 +81,9 @@ pub fn sequence_gap(previous: Option<u32>, now: u32) -> u32 {
 pub struct Ring {
     fd: i32,
     bufs: Vec<(*mut c_void, usize)>,
+    /// The buffers exported as DMABUF (by index), once [`Ring::export`]
+    /// succeeded: an M2M encoder reads frames through them without a copy.
+    exported: Vec<OwnedFd>,
     streaming: bool,
     /// For log lines.
     name: String,
@@ -104,6 +108,7 @@ impl Ring {
         let mut ring = Ring {
             fd,
             bufs: Vec::new(),
+            exported: Vec::new(),
             streaming: false,
             name: name.to_string(),
         };
@@ -188,6 +193,43 @@ impl Ring {
         unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), n) }
     }
 
+    /// Exports every buffer as a DMABUF fd (VIDIOC_EXPBUF, read-only), as
+    /// µStreamer does to hand capture buffers to the hardware encoder.
+    /// Drivers built on videobuf2 support it; others say EINVAL/ENOTTY.
+    pub fn export(&mut self) -> io::Result<()> {
+        if !self.exported.is_empty() {
+            return Ok(());
+        }
+        let mut fds = Vec::with_capacity(self.bufs.len());
+        for index in 0..self.bufs.len() {
+            // SAFETY: zeroed plain data.
+            let mut e: v4l2_exportbuffer = unsafe { std::mem::zeroed() };
+            e.type_ = CAPTURE;
+            e.index = index as u32;
+            e.flags = (libc::O_CLOEXEC | libc::O_RDONLY) as u32;
+            // SAFETY: EXPBUF fills a v4l2_exportbuffer for a granted index.
+            unsafe {
+                v4l2::ioctl(
+                    self.fd,
+                    vidioc::VIDIOC_EXPBUF,
+                    (&mut e as *mut v4l2_exportbuffer).cast(),
+                )
+            }?;
+            // SAFETY: the kernel just gave us this fd; nothing else owns it.
+            fds.push(unsafe { OwnedFd::from_raw_fd(e.fd) });
+        }
+        self.exported = fds;
+        Ok(())
+    }
+
+    /// Buffer `index` as an exported DMABUF: (fd, length), after
+    /// [`Ring::export`].
+    pub fn dmabuf(&self, index: usize) -> Option<(RawFd, usize)> {
+        let fd = self.exported.get(index)?;
+        let &(_, len) = self.bufs.get(index)?;
+        Some((fd.as_raw_fd(), len))
+    }
+
     fn stop(&mut self) -> io::Result<()> {
         if !self.streaming {
             return Ok(());
@@ -255,6 +297,8 @@ impl Queue for Ring {
 
 impl Drop for Ring {
     fn drop(&mut self) {
+        // Exported buffers pin the driver's memory: closed first.
+        self.exported.clear();
         if let Err(e) = self.stop() {
             // ENODEV: the device is gone (unplugged); nothing to stop.
             if e.raw_os_error() != Some(libc::ENODEV) {
