@@ -8,6 +8,8 @@
 //! - `instr`: encodes (or passes through) a fixed number of frames and
 //!   exits: run twice under callgrind with different counts, the difference
 //!   is the instruction count per frame with start-up cancelled out.
+//! - `frame`: writes the natural-looking YUYV test frame to a file (the
+//!   ARMv6 programs read it, so every encoder sees the same bytes).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,13 +20,14 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
-use zerocam::encode::com;
+use zerocam::wire::com;
 use zerocam_bench::stats::percentile;
 
 fn usage() -> ! {
     eprintln!(
         "usage:\n  zerocam-bench view --url http://127.0.0.1:PORT/cameras/ID --kind ws|mjpeg --viewers N --secs S [--warmup S]\n  \
-         zerocam-bench instr --what zerocam|turbo|passthrough --size WxH --frames N"
+         zerocam-bench instr --what zerocam|turbo|passthrough --size WxH --frames N\n  \
+         zerocam-bench frame --size WxH --out FILE"
     );
     std::process::exit(2)
 }
@@ -34,6 +37,7 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("view") => view_main(&args[1..]),
         Some("instr") => instr_main(&args[1..]),
+        Some("frame") => frame_main(&args[1..]),
         _ => usage(),
     };
     if let Err(e) = result {
@@ -62,6 +66,16 @@ fn num<T: std::str::FromStr>(args: &[String], name: &str, default: Option<T>) ->
 
 fn now_us() -> u64 {
     zerocam::frame::now_us()
+}
+
+// ---------------------------------------------------------------- frame --
+
+fn frame_main(args: &[String]) -> anyhow::Result<()> {
+    let size = opt(args, "--size").context("--size is required")?;
+    let out = opt(args, "--out").context("--out is required")?;
+    let (w, h) = zerocam::config::parse_size("--size", size).map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::write(out, zerocam_bench::natural_yuyv(w as usize, h as usize)).with_context(|| out.to_string())?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------- instr --

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Builds what scripts/bench's ARMv6 part runs, into target/bench-arm/, and
+# prints KEY=PATH lines for it:
+#   zerocam=  examples/encode_frames for the Pi Zero (--profile pi, the
+#             shipped build's optimisation), arm-unknown-linux-musleabihf
+#   turbo=    bench/arm/turbo_frames.c against libjpeg-turbo 3.x (the copy
+#             bundled in the turbojpeg-sys crate the x86 bench uses), both
+#             compiled by zig cc for -mcpu=arm1176jzf_s, without SIMD (the
+#             ARM1176 has no NEON), CMake's Release flags (-O3)
+#   plugin=   bench/arm/insncount.c, a qemu TCG plugin counting executed
+#             guest instructions, built against qemu-plugin.h from Debian's
+#             source package of the installed qemu-user (fetched with
+#             apt-get source into target/bench-arm; the system's apt
+#             sources are not touched)
+# Installs what it needs (zig and cargo-zigbuild as for the Pi build;
+# cmake, gcc, qemu-user from apt).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/pi-toolchain.sh
+root=$PWD
+out=$root/target/bench-arm
+mkdir -p "$out"
+
+pi_setup qemu
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+command -v gcc >/dev/null || missing+=(gcc)
+command -v xz >/dev/null || missing+=(xz-utils)
+[ ${#missing[@]} = 0 ] || pi_apt_install "${missing[@]}"
+py=$(command -v python3)
+
+# --- the counting plugin -------------------------------------------------
+if ! qemu-arm -h 2>&1 | grep -q -- '-plugin'; then
+    pi_log "bench/arm: this qemu-arm has no -plugin option (a static qemu-user-static?); install Debian's qemu-user"
+    exit 1
+fi
+qver=$(dpkg-query -W -f='${source:Version}' qemu-user 2>/dev/null || true)
+[ -n "$qver" ] || { pi_log "bench/arm: cannot tell qemu-user's source version (dpkg-query)"; exit 1; }
+header=$out/qemu-$qver/qemu-plugin.h
+if [ ! -f "$header" ]; then
+    pi_log "bench/arm: fetching qemu-plugin.h from Debian's qemu $qver source package"
+    apt=$out/apt
+    rm -rf "$apt" && mkdir -p "$apt/lists/partial" "$apt/src"
+    . /etc/os-release
+    printf 'deb-src http://deb.debian.org/debian %s main\ndeb-src http://deb.debian.org/debian-security %s-security main\ndeb-src http://deb.debian.org/debian %s-updates main\n' \
+        "$VERSION_CODENAME" "$VERSION_CODENAME" "$VERSION_CODENAME" >"$apt/sources.list"
+    aptc=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+          -o Dir::State::Lists="$apt/lists" -o DPkg::Lock::Timeout=600)
+    apt-get "${aptc[@]}" update -qq >&2
+    (cd "$apt/src" && apt-get "${aptc[@]}" source --download-only -qq "qemu=$qver" >&2)
+    mkdir -p "$(dirname "$header")"
+    tar -xJf "$apt"/src/qemu_*.orig.tar.xz -C "$apt/src" --wildcards '*/include/qemu/qemu-plugin.h'
+    cp "$apt"/src/qemu-*/include/qemu/qemu-plugin.h "$header"
+    rm -rf "$apt"
+fi
+gcc -shared -fPIC -O2 -Wall -I"$(dirname "$header")" bench/arm/insncount.c -o "$out/insncount.so"
+
+# --- zig cc for the ARM1176 ----------------------------------------------
+for tool in cc ar ranlib; do
+    extra=
+    [ $tool = cc ] && extra='-target arm-linux-musleabihf -mcpu=arm1176jzf_s'
+    printf '#!/bin/sh\nexec %s -m ziglang %s %s "$@"\n' "$py" "$tool" "$extra" >"$out/z$tool"
+    chmod +x "$out/z$tool"
+done
+
+# --- libjpeg-turbo and its driver ----------------------------------------
+turbo_src=$(cargo metadata --format-version 1 --manifest-path bench/Cargo.toml --locked |
+    "$py" -c 'import json,sys,os; m=json.load(sys.stdin); print(next(os.path.join(os.path.dirname(p["manifest_path"]),"libjpeg-turbo") for p in m["packages"] if p["name"]=="turbojpeg-sys"))')
+[ -f "$turbo_src/CMakeLists.txt" ] || (cd bench && cargo fetch --locked >&2)
+if [ ! -f "$out/turbo-build/libturbojpeg.a" ]; then
+    pi_log "bench/arm: building libjpeg-turbo ($turbo_src) for arm1176jzf-s with zig cc"
+    rm -rf "$out/turbo-build"
+    cmake -S "$turbo_src" -B "$out/turbo-build" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=arm \
+        -DCMAKE_C_COMPILER="$out/zcc" -DCMAKE_AR="$out/zar" -DCMAKE_RANLIB="$out/zranlib" \
+        -DENABLE_SHARED=0 -DWITH_SIMD=0 >&2
+    cmake --build "$out/turbo-build" --target turbojpeg-static -j"$(nproc)" >&2
+fi
+"$out/zcc" -O3 -static -I"$turbo_src/src" -I"$out/turbo-build" bench/arm/turbo_frames.c \
+    "$out/turbo-build/libturbojpeg.a" -o "$out/turbo_frames"
+
+# --- zerocam's encoder, built as the Pi binary is ------------------------
+pi_log "bench/arm: building examples/encode_frames for the Pi Zero (profile pi)"
+cargo zigbuild -Zbuild-std=std,panic_abort --target arm-unknown-linux-musleabihf \
+    --no-default-features --profile pi --example encode_frames --locked >&2
+zc=$root/target/arm-unknown-linux-musleabihf/pi/examples/encode_frames
+
+for bin in "$zc" "$out/turbo_frames"; do
+    arch=$(readelf -A "$bin" | sed -n 's/^ *Tag_CPU_arch: //p')
+    [ "$arch" = v6 ] || [ "$arch" = v6KZ ] || { pi_log "bench/arm: $bin has Tag_CPU_arch '$arch', expected v6"; exit 1; }
+done
+echo "zerocam=$zc"
+echo "turbo=$out/turbo_frames"
+echo "plugin=$out/insncount.so"
