@@ -74,7 +74,8 @@ fn frame_main(args: &[String]) -> anyhow::Result<()> {
     let size = opt(args, "--size").context("--size is required")?;
     let out = opt(args, "--out").context("--out is required")?;
     let (w, h) = zerocam::config::parse_size("--size", size).map_err(|e| anyhow::anyhow!("{e}"))?;
-    std::fs::write(out, zerocam_bench::natural_yuyv(w as usize, h as usize)).with_context(|| out.to_string())?;
+    std::fs::write(out, zerocam_bench::natural_yuyv(w as usize, h as usize))
+        .with_context(|| out.to_string())?;
     Ok(())
 }
 
