@@ -93,7 +93,8 @@ pub struct SourceSection {
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelaySection {
-    pub url: Option<String>,
+    /// One URL, or a list tried in order (relays of one cluster).
+    pub url: Option<UrlList>,
     pub token: Option<String>,
     /// `raw` or `phoenix`.
     pub protocol: Option<String>,
@@ -174,10 +175,41 @@ pub fn check_watchdog(relay: &RelayConfig, watchdog: Duration) -> Result<(), Con
     Ok(())
 }
 
+/// `relay.url`: one URL or a list of them.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct UrlList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for UrlList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UrlList;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a URL or a list of URLs")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<UrlList, E> {
+                Ok(UrlList(vec![v.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<UrlList, A::Error> {
+                let mut out = Vec::new();
+                while let Some(u) = a.next_element::<String>()? {
+                    out.push(u);
+                }
+                Ok(UrlList(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Command-line overrides; `None` means "not given".
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
-    pub relay: Option<String>,
+    /// `--relay`, repeatable: replaces `relay.url`.
+    pub relay: Vec<String>,
     pub camera: Option<String>,
     pub token: Option<String>,
     pub source: Option<String>,
@@ -283,7 +315,10 @@ pub enum EncoderChoice {
 /// Relay connection settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RelayConfig {
+    /// The relay of this connection attempt (the first of `urls` as built).
     pub url: String,
+    /// Every relay, in the order they are tried.
+    pub urls: Vec<String>,
     pub token: Option<String>,
     pub protocol: Protocol,
     pub topic: String,
@@ -647,18 +682,27 @@ impl Config {
         )?;
 
         let r = file.relay;
-        let url = o.relay.clone().or(r.url).unwrap_or_default();
-        if require_relay {
-            if url.is_empty() {
-                return Err(ConfigError::new(
-                    "relay.url",
-                    "no relay given; pass --relay ws://host:port/path or set relay.url",
-                ));
-            }
-            check_url("relay.url", &url)?;
-        } else if !url.is_empty() {
-            check_url("relay.url", &url)?;
+        let urls = if o.relay.is_empty() {
+            r.url.map(|u| u.0).unwrap_or_default()
+        } else {
+            o.relay.clone()
+        };
+        if require_relay && urls.is_empty() {
+            return Err(ConfigError::new(
+                "relay.url",
+                "no relay given; pass --relay ws://host:port/path or set relay.url",
+            ));
         }
+        if urls.len() > 16 {
+            return Err(ConfigError::new(
+                "relay.url",
+                format!("{} relays listed; at most 16", urls.len()),
+            ));
+        }
+        for u in &urls {
+            check_url("relay.url", u)?;
+        }
+        let url = urls.first().cloned().unwrap_or_default();
         let protocol = match o.protocol.clone().or(r.protocol).as_deref() {
             None | Some("raw") => Protocol::Raw,
             Some("phoenix") => Protocol::Phoenix,
@@ -767,6 +811,7 @@ impl Config {
             },
             relay: RelayConfig {
                 url,
+                urls,
                 token,
                 protocol,
                 topic,
@@ -944,6 +989,42 @@ mod tests {
         assert!(e.reason.contains("http"), "{e}");
         let e = build(&OK.replace("ws://127.0.0.1:8080/ingest/porch", "porch")).unwrap_err();
         assert_eq!(e.key, "relay.url");
+    }
+
+    #[test]
+    fn relay_url_may_list_relays_tried_in_order() {
+        let two = OK.replace(
+            "\"ws://127.0.0.1:8080/ingest/porch\"",
+            "[\"ws://a:8080/ingest/porch\", \"wss://b/ingest/porch\"]",
+        );
+        let c = build(&two).unwrap();
+        assert_eq!(
+            c.relay.urls,
+            ["ws://a:8080/ingest/porch", "wss://b/ingest/porch"]
+        );
+        assert_eq!(c.relay.url, "ws://a:8080/ingest/porch");
+        // One string is a list of one.
+        assert_eq!(build(OK).unwrap().relay.urls.len(), 1);
+        // Every entry is checked, and named.
+        let bad = OK.replace(
+            "\"ws://127.0.0.1:8080/ingest/porch\"",
+            "[\"ws://a/x\", \"http://b/x\"]",
+        );
+        let e = build(&bad).unwrap_err();
+        assert_eq!(e.key, "relay.url");
+        assert!(e.reason.contains("http"), "{e}");
+        let e = build(&OK.replace("\"ws://127.0.0.1:8080/ingest/porch\"", "[]")).unwrap_err();
+        assert!(e.reason.contains("no relay"), "{e}");
+        let e = build(&OK.replace("\"ws://127.0.0.1:8080/ingest/porch\"", "3")).unwrap_err();
+        assert!(e.reason.contains("a URL or a list of URLs"), "{e}");
+        // --relay, repeated, replaces the file's list.
+        let f = parse_str(&two).unwrap();
+        let o = Overrides {
+            relay: vec!["ws://c/x".into(), "ws://d/x".into()],
+            ..Overrides::default()
+        };
+        let c = Config::build_with(f, &o, true, &|_| false).unwrap();
+        assert_eq!(c.relay.urls, ["ws://c/x", "ws://d/x"]);
     }
 
     #[test]

@@ -15,14 +15,14 @@ pub fn init(level: Option<&str>) {
     if let Ok(spec) = std::env::var("RUST_LOG") {
         b.parse_filters(&spec);
     }
-    // tungstenite and rustls are chatty at debug; keep them at warn unless
+    // Libraries that are chatty below warn (async_nats logs every connect
+    // at info; zerocam says it once, in its own words): at warn unless
     // RUST_LOG names them.
-    if std::env::var("RUST_LOG")
-        .map(|s| !s.contains("tungstenite"))
-        .unwrap_or(true)
-    {
-        b.filter_module("tungstenite", log::LevelFilter::Warn);
-        b.filter_module("rustls", log::LevelFilter::Warn);
+    let named = std::env::var("RUST_LOG").unwrap_or_default();
+    for module in ["tungstenite", "rustls", "async_nats"] {
+        if !named.contains(module) {
+            b.filter_module(module, log::LevelFilter::Warn);
+        }
     }
     b.format(|buf, rec| {
         // The target: the module path unless a line names a shorter one

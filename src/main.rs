@@ -56,6 +56,10 @@ struct RelayArgs {
     /// A camera token accepted for any camera id (repeatable).
     #[arg(long = "token")]
     tokens: Vec<String>,
+    /// Join a cluster of relays through this NATS server
+    /// (nats://HOST:PORT; overrides server.cluster.url).
+    #[arg(long)]
+    cluster: Option<String>,
     /// Config file; its [server] table holds the relay settings.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -129,9 +133,10 @@ struct StreamArgs {
     /// Config file [default: /etc/zerocam/zerocam.toml when present].
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Relay URL, ws:// or wss://.
+    /// Relay URL, ws:// or wss://; repeat it to list relays tried in
+    /// order (replaces relay.url).
     #[arg(long)]
-    relay: Option<String>,
+    relay: Vec<String>,
     /// Camera id.
     #[arg(long)]
     camera: Option<String>,
@@ -278,6 +283,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let o = zerocam::relay::RelayOverrides {
                 listen: a.listen,
                 tokens: a.tokens,
+                cluster: a.cluster,
             };
             zerocam::relay::run(zerocam::relay::Settings::build(file.server.as_ref(), &o)?)?;
             Ok(ExitCode::SUCCESS)

@@ -271,6 +271,7 @@ fn dialect_vectors() -> Vec<Value> {
         height: 480,
         format: "pattern".into(),
         fps: 15,
+        relay: None,
     };
     let topic = "camera:porch";
     let hb = Duration::from_secs(30);

@@ -689,3 +689,41 @@ fn source_controls_from_the_config_apply_at_start() {
     assert_eq!(s["controls"]["brightness"], 30, "{s}");
     let _ = std::fs::remove_file(cfg);
 }
+
+#[test]
+fn relays_are_tried_in_order_and_hello_names_the_one_in_use() {
+    // The first relay refuses (a node that is down for maintenance), the
+    // second takes the camera: no backoff between them.
+    let down = TestRelay::start(Behavior::Refuse(503));
+    let up = TestRelay::start(Behavior::Normal { ack: false });
+    let second = up.url("/ingest/cam1");
+    let cam = camera(&down, &["--relay", &second]);
+    let hello = up
+        .wait_for(10 * SEC, |e| match e {
+            Event::Text { text, .. } if text.contains("\"hello\"") => Some(text),
+            _ => None,
+        })
+        .expect("the camera reaches the second relay");
+    assert!(
+        down.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the first was tried first"
+    );
+    let hello: serde_json::Value = serde_json::from_str(&hello).unwrap();
+    assert_eq!(hello["relay"], second.as_str(), "{hello}");
+    assert!(cam.wait_log("trying the next relay now", SEC).is_some());
+    assert!(
+        cam.lines_with("reconnect attempt").is_empty(),
+        "no backoff while a relay in the list is untried"
+    );
+    // Its stats name it too.
+    let stats = up
+        .wait_for(15 * SEC, |e| match e {
+            Event::Text { text, .. } if text.contains("\"stats\"") => Some(text),
+            _ => None,
+        })
+        .expect("stats from the camera");
+    assert!(
+        stats.contains(&format!("\"relay\":\"{second}\"")),
+        "{stats}"
+    );
+}

@@ -11,15 +11,19 @@
 //! is waiting for after `server.forget_offline_after`. A new camera id
 //! beyond the cap takes the place of the longest-offline camera without
 //! viewers, or is refused when there is none.
+//!
+//! In a cluster (`[server.cluster]`), the hub also holds the cameras other
+//! nodes hold ("remote" entries, kept by [`super::cluster`]), so that every
+//! viewer route serves them alike; their frames arrive over NATS.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::metrics::Histogram;
 use crate::wire::jpeg::JpegError;
@@ -157,7 +161,7 @@ struct State {
     /// Since when the camera has been offline (None while online).
     offline_since: Option<Instant>,
     generation: u64,
-    kick: Option<oneshot::Sender<&'static str>>,
+    kick: Option<oneshot::Sender<String>>,
     connected_since: Option<SystemTime>,
     hello: Option<Map<String, Value>>,
     stats: Option<Map<String, Value>>,
@@ -189,7 +193,24 @@ pub struct Camera {
     /// across reconnects; the relay's own pause-when-unwatched does not
     /// lift it.
     user_paused: AtomicBool,
+    /// Set while another cluster node holds the camera.
+    home: Mutex<Option<Remote>>,
+    /// Viewers other cluster nodes have (part of the `viewers` count).
+    remote_viewers: AtomicUsize,
+    /// The hub's change signal (connections, viewers), for the cluster.
+    changed: Arc<Notify>,
 }
+
+/// Where a remote camera is and what its node says of it.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub node: String,
+    /// Its `/cameras` entry, as its node announced it.
+    pub describe: Value,
+}
+
+/// Most cameras held by other nodes that one node keeps track of.
+pub const MAX_REMOTE_CAMERAS: usize = 16_384;
 
 /// Relay-wide state shared by all handlers.
 #[derive(Debug)]
@@ -212,6 +233,10 @@ pub struct Hub {
     pub refused_full: AtomicU64,
     /// Offline cameras forgotten (timed out, or evicted for a new id).
     pub forgotten: AtomicU64,
+    /// Notified when a camera connects or goes, or its viewers change.
+    changed: Arc<Notify>,
+    /// This node's id in a cluster.
+    node: OnceLock<String>,
 }
 
 /// Why a camera connection cannot be taken.
@@ -233,7 +258,7 @@ pub struct Attached {
     pub camera: Arc<Camera>,
     pub generation: u64,
     /// Fires with a reason when a newer connection replaces this one.
-    pub kicked: oneshot::Receiver<&'static str>,
+    pub kicked: oneshot::Receiver<String>,
 }
 
 impl Drop for Attached {
@@ -261,7 +286,115 @@ impl Hub {
             garbage_closed: AtomicU64::new(0),
             refused_full: AtomicU64::new(0),
             forgotten: AtomicU64::new(0),
+            changed: Arc::new(Notify::new()),
+            node: OnceLock::new(),
         })
+    }
+
+    /// Notified whenever a camera connects or goes, or its viewers change.
+    pub fn changed(&self) -> Arc<Notify> {
+        self.changed.clone()
+    }
+
+    /// Names this node (once, when it joins a cluster).
+    pub fn set_node(&self, node: &str) {
+        let _ = self.node.set(node.to_string());
+    }
+
+    /// This node's id in a cluster.
+    pub fn node(&self) -> Option<&str> {
+        self.node.get().map(String::as_str)
+    }
+
+    /// A camera's `/cameras` entry, with the node that holds it in a
+    /// cluster.
+    pub fn describe(&self, c: &Camera) -> Value {
+        let mut v = c.describe();
+        if let (Value::Object(m), Some(me)) = (&mut v, self.node()) {
+            m.entry("node").or_insert_with(|| json!(me));
+        }
+        v
+    }
+
+    fn new_camera(&self, id: &str) -> Arc<Camera> {
+        Arc::new(Camera {
+            id: id.to_string(),
+            frames: watch::channel(None).0,
+            viewers: watch::channel(0).0,
+            state: Mutex::new(State::default()),
+            counters: CameraCounters::default(),
+            outbox: Mutex::new(None),
+            reported: watch::channel(Reported::default()).0,
+            user_paused: AtomicBool::new(false),
+            home: Mutex::new(None),
+            remote_viewers: AtomicUsize::new(0),
+            changed: self.changed.clone(),
+        })
+    }
+
+    /// Records that node `node` holds camera `id` (as it announced). A
+    /// camera connected here is not taken over unless the announced
+    /// connection is newer: then the local one is closed, and the entry
+    /// turns remote once it has gone. Returns false when the local
+    /// connection stays (it is the newer one).
+    pub fn remote(&self, id: &str, node: &str, connected_at_us: u64, describe: &Value) -> bool {
+        let cam = {
+            let mut map = lock(&self.cameras);
+            match map.get(id) {
+                Some(c) => c.clone(),
+                None => {
+                    let remote = map.values().filter(|c| c.is_remote()).count();
+                    if remote >= MAX_REMOTE_CAMERAS {
+                        return true;
+                    }
+                    let c = self.new_camera(id);
+                    map.insert(id.to_string(), c.clone());
+                    c
+                }
+            }
+        };
+        if !cam.is_remote() && cam.online() {
+            let me = self.node().unwrap_or_default();
+            let theirs = (connected_at_us, node);
+            if !super::cluster::members::wins(theirs, (cam.connected_at_us(), me)) {
+                return false;
+            }
+            if cam.kick(format!(
+                "replaced by a newer connection on relay node {node}"
+            )) {
+                self.replaced.fetch_add(1, Ordering::Relaxed);
+            }
+            return true;
+        }
+        *lock(&cam.home) = Some(Remote {
+            node: node.to_string(),
+            describe: describe.clone(),
+        });
+        let mut st = lock(&cam.state);
+        if !st.online {
+            st.online = true;
+            st.offline_since = None;
+        }
+        st.paused = describe
+            .get("paused")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        true
+    }
+
+    /// A remote camera no node announces any more: offline (kept while
+    /// viewers wait for it to come back, here or on another node).
+    pub fn remote_gone(&self, id: &str) {
+        let Some(cam) = self.camera(id) else { return };
+        if !cam.is_remote() {
+            return;
+        }
+        let mut st = lock(&cam.state);
+        if st.online {
+            st.online = false;
+            st.offline_since = Some(Instant::now());
+            st.paused = false;
+        }
     }
 
     /// The camera `id`, if it is known.
@@ -311,9 +444,12 @@ impl Hub {
     pub fn attach(&self, id: &str) -> Result<Attached, Full> {
         let camera = {
             let mut map = lock(&self.cameras);
-            if !map.contains_key(id) && map.len() >= self.max_cameras {
+            // Cameras other nodes hold do not count against this one's cap.
+            let local = map.values().filter(|c| !c.is_remote()).count();
+            if !map.contains_key(id) && local >= self.max_cameras {
                 let victim = map
                     .values()
+                    .filter(|c| !c.is_remote())
                     .filter_map(|c| c.evictable_since().map(|t| (t, c.id.clone())))
                     .min();
                 let Some((_, old)) = victim else {
@@ -324,26 +460,22 @@ impl Hub {
                 self.forgotten.fetch_add(1, Ordering::Relaxed);
                 log::info!("camera {id}: forgetting offline camera {old} to make room");
             }
-            map.entry(id.to_string())
-                .or_insert_with(|| {
-                    Arc::new(Camera {
-                        id: id.to_string(),
-                        frames: watch::channel(None).0,
-                        viewers: watch::channel(0).0,
-                        state: Mutex::new(State::default()),
-                        counters: CameraCounters::default(),
-                        outbox: Mutex::new(None),
-                        reported: watch::channel(Reported::default()).0,
-                        user_paused: AtomicBool::new(false),
-                    })
-                })
-                .clone()
+            match map.get(id) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = self.new_camera(id);
+                    map.insert(id.to_string(), c.clone());
+                    c
+                }
+            }
         };
+        // Connected here now, whoever held it before.
+        *lock(&camera.home) = None;
         let (tx, rx) = oneshot::channel();
         let generation = {
             let mut st = lock(&camera.state);
             if let Some(old) = st.kick.take() {
-                let _ = old.send("replaced by a newer connection for this camera id");
+                let _ = old.send("replaced by a newer connection for this camera id".to_string());
                 self.replaced.fetch_add(1, Ordering::Relaxed);
             }
             let generation = st.generation + 1;
@@ -357,6 +489,7 @@ impl Hub {
             generation
         };
         camera.counters.connects.fetch_add(1, Ordering::Relaxed);
+        self.changed.notify_one();
         Ok(Attached {
             camera,
             generation,
@@ -384,7 +517,55 @@ impl Camera {
             if outbox.as_ref().is_some_and(|(g, _)| *g == generation) {
                 *outbox = None;
             }
+            self.changed.notify_one();
         }
+    }
+
+    /// Closes the current connection with `why`; false if there is none.
+    pub fn kick(&self, why: String) -> bool {
+        lock(&self.state)
+            .kick
+            .take()
+            .is_some_and(|k| k.send(why).is_ok())
+    }
+
+    /// True while another cluster node holds the camera.
+    pub fn is_remote(&self) -> bool {
+        lock(&self.home).is_some()
+    }
+
+    /// The node holding the camera, when it is another one.
+    pub fn home(&self) -> Option<String> {
+        lock(&self.home).as_ref().map(|r| r.node.clone())
+    }
+
+    /// When the current (or last) local connection began, µs since the
+    /// Unix epoch (0 if never).
+    pub fn connected_at_us(&self) -> u64 {
+        lock(&self.state)
+            .connected_since
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_micros() as u64)
+    }
+
+    /// Sets how many viewers other nodes have (they count as viewers here:
+    /// a camera is paused only when no node watches it).
+    pub fn set_remote_viewers(&self, n: usize) {
+        let old = self.remote_viewers.swap(n, Ordering::Relaxed);
+        if old != n {
+            self.viewers
+                .send_modify(|v| *v = v.saturating_sub(old).saturating_add(n));
+        }
+    }
+
+    /// Viewers on other nodes.
+    pub fn remote_viewers(&self) -> usize {
+        self.remote_viewers.load(Ordering::Relaxed)
+    }
+
+    /// Viewers on this node.
+    pub fn local_viewers(&self) -> usize {
+        self.viewer_count().saturating_sub(self.remote_viewers())
     }
 
     /// Opens the command queue of connection `generation`.
@@ -565,6 +746,7 @@ impl Camera {
     /// Registers a viewer for as long as the guard lives.
     fn add_viewer(self: &Arc<Self>) -> ViewerGuard {
         self.viewers.send_modify(|n| *n += 1);
+        self.changed.notify_one();
         ViewerGuard {
             camera: self.clone(),
         }
@@ -594,8 +776,17 @@ impl Camera {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The `/cameras` entry.
+    /// The `/cameras` entry (for a remote camera, its node's, with the
+    /// node named and what this node knows of it).
     pub fn describe(&self) -> Value {
+        if let Some(r) = lock(&self.home).clone() {
+            let mut v = r.describe;
+            if let Value::Object(m) = &mut v {
+                m.insert("node".into(), json!(r.node));
+                m.insert("online".into(), json!(self.online()));
+            }
+            return v;
+        }
         let st = lock(&self.state);
         let since = st
             .connected_since
@@ -658,6 +849,7 @@ impl Drop for ViewerGuard {
         self.camera
             .viewers
             .send_modify(|n| *n = n.saturating_sub(1));
+        self.camera.changed.notify_one();
     }
 }
 
@@ -775,5 +967,68 @@ mod tests {
             }
         }
         assert!(hub.known() <= 3);
+    }
+    #[test]
+    fn remote_cameras_are_served_like_local_ones_and_bounded_apart() {
+        let hub = Hub::with_limits(1, Duration::from_secs(600));
+        hub.set_node("a");
+        assert!(hub.remote("x", "b", 10, &json!({"id": "x", "paused": true})));
+        let x = hub.camera("x").unwrap();
+        assert!(x.is_remote() && x.online() && x.paused());
+        assert_eq!(x.home().as_deref(), Some("b"));
+        let d = hub.describe(&x);
+        assert_eq!(d["node"], "b", "{d}");
+        // Remote entries do not take the local cap.
+        let local = attach(&hub, "mine");
+        assert_eq!(hub.describe(&local.camera)["node"], "a");
+        // A viewer here is a local viewer of a remote camera.
+        let (_, g) = hub.watch("x").unwrap();
+        assert_eq!((x.local_viewers(), x.remote_viewers()), (1, 0));
+        drop(g);
+        // Gone from every presence: offline, then forgettable.
+        hub.remote_gone("x");
+        assert!(!x.online() && x.is_remote());
+        assert_eq!(hub.sweep(Instant::now() + Duration::from_secs(601)), 1);
+        assert!(hub.camera("x").is_none());
+    }
+
+    #[test]
+    fn remote_viewers_count_toward_pausing() {
+        let hub = Hub::new();
+        let a = attach(&hub, "cam");
+        let cam = a.camera.clone();
+        let viewers = cam.viewers_watch();
+        let (_, g) = hub.watch("cam").unwrap();
+        cam.set_remote_viewers(3);
+        assert_eq!(*viewers.borrow(), 4);
+        assert_eq!((cam.local_viewers(), cam.remote_viewers()), (1, 3));
+        cam.set_remote_viewers(0);
+        drop(g);
+        assert_eq!(*viewers.borrow(), 0);
+    }
+
+    #[test]
+    fn a_camera_is_live_once_in_the_cluster_the_newer_connection_wins() {
+        let hub = Hub::new();
+        hub.set_node("a");
+        let mut local = attach(&hub, "cam");
+        let at = local.camera.connected_at_us();
+        // Another node announces an older connection: ours stays.
+        assert!(!hub.remote("cam", "b", at - 1, &json!({})));
+        assert!(local.kicked.try_recv().is_err());
+        assert!(!local.camera.is_remote());
+        // A newer one: ours is closed, naming the node.
+        assert!(hub.remote("cam", "b", at + 1, &json!({})));
+        let why = local.kicked.try_recv().unwrap();
+        assert!(why.contains("relay node b"), "{why}");
+        assert_eq!(hub.replaced.load(Ordering::Relaxed), 1);
+        // Once it has gone, the entry turns remote.
+        let cam = local.camera.clone();
+        drop(local);
+        hub.remote("cam", "b", at + 1, &json!({}));
+        assert_eq!(cam.home().as_deref(), Some("b"));
+        // The camera coming back here makes it local again.
+        let back = attach(&hub, "cam");
+        assert!(!back.camera.is_remote() && back.camera.online());
     }
 }

@@ -84,8 +84,8 @@ pub async fn run(app: Arc<App>, mut socket: WebSocket, mut attached: Attached) {
         };
         let step = tokio::select! {
             why = &mut attached.kicked => {
-                let why = why.unwrap_or("replaced");
-                Step::Close(CLOSE_REPLACED, why.to_string())
+                let why = why.unwrap_or_else(|_| "replaced".to_string());
+                Step::Close(CLOSE_REPLACED, why)
             }
             _ = shutdown.changed() => Step::Close(CLOSE_GOING_AWAY, "relay shutting down".into()),
             _ = viewers.changed() => {

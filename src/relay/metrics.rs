@@ -62,8 +62,8 @@ fn head(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-/// The whole exposition.
-pub fn render(hub: &Hub) -> String {
+/// The whole exposition; with `cluster`, this node's cluster figures too.
+pub fn render(hub: &Hub, cluster: Option<&super::cluster::Cluster>) -> String {
     let cams = hub.cameras();
     let mut o = String::with_capacity(4096);
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -289,7 +289,100 @@ pub fn render(hub: &Hub) -> String {
         "Capture (COM ts) to egress latency of frames sent to viewers.",
     );
     hub.latency.render(&mut o, "zerocam_latency_seconds");
+    if let Some(c) = cluster {
+        render_cluster(&mut o, c);
+    }
     o
+}
+
+/// `zerocam_cluster_*`: what this node sent to and took from the cluster.
+fn render_cluster(o: &mut String, c: &super::cluster::Cluster) {
+    use super::cluster::stats::DropReason;
+    let s = &c.stats;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    head(
+        o,
+        "zerocam_cluster_info",
+        "gauge",
+        "This relay's node id and cluster name.",
+    );
+    let _ = writeln!(
+        o,
+        "zerocam_cluster_info{{node=\"{}\",cluster=\"{}\"}} 1",
+        c.config.node, c.config.name
+    );
+    head(
+        o,
+        "zerocam_cluster_connected",
+        "gauge",
+        "1 while connected to NATS.",
+    );
+    let _ = writeln!(
+        o,
+        "zerocam_cluster_connected {}",
+        u8::from(s.connected.load(Ordering::Relaxed))
+    );
+    head(
+        o,
+        "zerocam_cluster_nodes",
+        "gauge",
+        "Relay nodes known, this one included.",
+    );
+    let _ = writeln!(
+        o,
+        "zerocam_cluster_nodes {}",
+        s.nodes.load(Ordering::Relaxed)
+    );
+    head(
+        o,
+        "zerocam_cluster_remote_viewers",
+        "gauge",
+        "Viewers on other nodes of the cameras connected to this one.",
+    );
+    let _ = writeln!(
+        o,
+        "zerocam_cluster_remote_viewers {}",
+        s.remote_viewers.load(Ordering::Relaxed)
+    );
+    for (name, help, v) in [
+        (
+            "zerocam_cluster_frames_sent_total",
+            "Frames published to the cluster (other nodes watch them).",
+            load(&s.frames_sent),
+        ),
+        (
+            "zerocam_cluster_bytes_sent_total",
+            "JPEG bytes published to the cluster.",
+            load(&s.bytes_sent),
+        ),
+        (
+            "zerocam_cluster_frames_received_total",
+            "Frames of other nodes' cameras received from the cluster.",
+            load(&s.frames_received),
+        ),
+        (
+            "zerocam_cluster_bytes_received_total",
+            "JPEG bytes received from the cluster.",
+            load(&s.bytes_received),
+        ),
+    ] {
+        head(o, name, "counter", help);
+        let _ = writeln!(o, "{name} {v}");
+    }
+    head(
+        o,
+        "zerocam_cluster_drops_total",
+        "counter",
+        "Frames that did not cross the cluster, by reason: backpressure and disconnected and too_large (sending), stale and slow_consumer and invalid (receiving).",
+    );
+    for d in DropReason::ALL {
+        let _ = writeln!(
+            o,
+            "zerocam_cluster_drops_total{{reason=\"{}\"}} {}",
+            d.as_str(),
+            s.dropped(d)
+        );
+    }
 }
 
 #[cfg(test)]
@@ -315,7 +408,7 @@ mod tests {
     fn render_names_are_prefixed() {
         let hub = Hub::new();
         let _a = hub.attach("cam");
-        let text = render(&hub);
+        let text = render(&hub, None);
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(line.starts_with("zerocam_"), "{line}");
         }

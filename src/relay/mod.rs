@@ -4,6 +4,7 @@
 //! the binary stays blocking and does not use any of this.
 
 pub mod auth;
+pub mod cluster;
 pub mod conn;
 pub mod hub;
 pub mod ingest;
@@ -33,6 +34,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct App {
     pub hub: Arc<hub::Hub>,
     pub settings: Settings,
+    /// This node's handle on its cluster, when it is in one.
+    pub cluster: Option<Arc<cluster::Cluster>>,
     /// Turns `true` when the relay stops; long-lived handlers watch it.
     pub shutdown: watch::Receiver<bool>,
     /// How many upgraded WebSocket connections are still running.
@@ -77,13 +80,19 @@ pub async fn serve(
         log::warn!("no camera tokens configured: any client may stream as any camera id");
     }
     let write_timeout = settings.viewer_write_timeout;
+    let cluster = match settings.cluster.clone() {
+        Some(c) => Some(cluster::connect(c).await.map_err(std::io::Error::other)?),
+        None => None,
+    };
     let app = Arc::new(App {
         hub: hub::Hub::with_limits(settings.max_cameras, settings.forget_offline_after),
         settings,
+        cluster: cluster.clone(),
         shutdown: rx,
         live_sockets: watch::channel(0).0,
     });
     let sweeper = tokio::spawn(sweep(app.hub.clone(), app.settings.forget_offline_after));
+    let clustering = cluster.map(|c| tokio::spawn(cluster::run(app.clone(), c)));
     let mut live = app.live_sockets.subscribe();
     let router = routes::router(app).into_make_service_with_connect_info::<conn::ConnHandle>();
     let listener = conn::RelayListener::new(listener, write_timeout);
@@ -112,8 +121,20 @@ pub async fn serve(
         }
     };
     sweeper.abort();
+    if let Some(task) = clustering {
+        // It says goodbye to the other nodes on the shutdown signal.
+        let _ = timeout_ok(task).await;
+    }
     drop(tx);
     result
+}
+
+/// Waits for the cluster task to finish (it sends its leaving presence),
+/// at most a second.
+async fn timeout_ok(task: tokio::task::JoinHandle<()>) -> bool {
+    tokio::time::timeout(Duration::from_secs(1), task)
+        .await
+        .is_ok()
 }
 
 /// Forgets offline cameras nobody watches, a few times per
@@ -203,7 +224,7 @@ pub fn demo(o: DemoOptions) -> anyhow::Result<()> {
     let cfg = Config::build(
         FileConfig::default(),
         &Overrides {
-            relay: Some(ingest),
+            relay: vec![ingest],
             camera: Some("demo".into()),
             token: Some(token),
             source: Some(o.source.clone()),

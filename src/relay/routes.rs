@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 
 use super::App;
+use super::cluster::wire::{RpcReply, RpcRequest};
 use super::conn::ConnHandle;
 use super::hub::{Camera, Frame, Full, SettingsReject, ToCamera, ViewerGuard};
 use super::{auth, ingest, metrics};
@@ -120,7 +121,12 @@ async fn cameras(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> R
     if let Err(d) = app.settings.viewer_auth.check(&uri, &headers) {
         return denied(&app, d);
     }
-    let list: Vec<_> = app.hub.cameras().iter().map(|c| c.describe()).collect();
+    let list: Vec<_> = app
+        .hub
+        .cameras()
+        .iter()
+        .map(|c| app.hub.describe(c))
+        .collect();
     (
         [(header::CACHE_CONTROL, "no-store")],
         axum::Json(serde_json::Value::Array(list)),
@@ -134,7 +140,7 @@ async fn metrics_text(State(app): State<Arc<App>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::render(&app.hub),
+        metrics::render(&app.hub, app.cluster.as_deref()),
     )
         .into_response()
 }
@@ -236,10 +242,6 @@ async fn snapshot(
         .into_response()
 }
 
-fn json_response(status: StatusCode, v: serde_json::Value) -> Response {
-    (status, [(header::CACHE_CONTROL, "no-store")], axum::Json(v)).into_response()
-}
-
 /// The settings API's view of a camera: what it last reported.
 fn settings_view(camera: &Camera) -> serde_json::Value {
     let r = camera.reported();
@@ -251,7 +253,43 @@ fn settings_view(camera: &Camera) -> serde_json::Value {
     })
 }
 
-/// `GET /cameras/{id}/settings`: a viewer's right.
+/// An answer of the settings API, as it also crosses the cluster.
+fn answer(status: StatusCode, body: impl Into<String>) -> RpcReply {
+    RpcReply {
+        status: status.as_u16(),
+        json: false,
+        body: body.into(),
+    }
+}
+
+fn answer_json(status: StatusCode, v: &serde_json::Value) -> RpcReply {
+    RpcReply {
+        status: status.as_u16(),
+        json: true,
+        body: v.to_string(),
+    }
+}
+
+/// The HTTP response for an answer.
+fn respond(r: RpcReply) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    if r.json {
+        (
+            status,
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::CONTENT_TYPE, "application/json"),
+            ],
+            r.body,
+        )
+            .into_response()
+    } else {
+        plain(status, r.body)
+    }
+}
+
+/// `GET /cameras/{id}/settings`: a viewer's right. Answered by the node
+/// that holds the camera.
 async fn settings_get(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -261,9 +299,30 @@ async fn settings_get(
     if let Err(d) = app.settings.viewer_auth.check(&uri, &headers) {
         return denied(&app, d);
     }
-    match app.hub.camera(&id) {
-        Some(c) => json_response(StatusCode::OK, settings_view(&c)),
-        None => plain(
+    if let Some(r) = forward(&app, &id, "GET", &[]).await {
+        return respond(r);
+    }
+    respond(settings_local_get(&app, &id))
+}
+
+/// A settings request for a camera another cluster node holds, answered
+/// there; `None` when the camera is not remote.
+async fn forward(app: &App, id: &str, method: &str, body: &[u8]) -> Option<RpcReply> {
+    let cluster = app.cluster.as_ref()?;
+    let node = app.hub.camera(id)?.home()?;
+    let req = RpcRequest {
+        camera: id.to_string(),
+        method: method.to_string(),
+        body: String::from_utf8_lossy(body).into_owned(),
+    };
+    Some(cluster.request(&node, &req).await)
+}
+
+/// `GET /cameras/{id}/settings` for a camera known here.
+pub fn settings_local_get(app: &App, id: &str) -> RpcReply {
+    match app.hub.camera(id).filter(|c| !c.is_remote()) {
+        Some(c) => answer_json(StatusCode::OK, &settings_view(&c)),
+        None => answer(
             StatusCode::NOT_FOUND,
             format!("camera `{id}` is unknown (it is not connected to this relay)"),
         ),
@@ -367,7 +426,9 @@ pub fn parse_change(
 }
 
 /// `POST /cameras/{id}/settings`: changing a camera needs the admin's
-/// credentials (`[server.admin]`), whatever the viewer auth is.
+/// credentials (`[server.admin]`), whatever the viewer auth is; checked by
+/// the node the request came to, then answered by the node that holds the
+/// camera.
 async fn settings_post(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -407,25 +468,34 @@ async fn settings_post(
         }
         return r;
     }
-    let Some(camera) = camera else {
-        return plain(
+    if let Some(r) = forward(&app, &id, "POST", &body).await {
+        return respond(r);
+    }
+    respond(settings_local_post(&app, &id, &body).await)
+}
+
+/// Applies an (authorised) settings change to a camera connected here and
+/// waits for its confirmation.
+pub async fn settings_local_post(app: &App, id: &str, body: &[u8]) -> RpcReply {
+    let Some(camera) = app.hub.camera(id).filter(|c| !c.is_remote()) else {
+        return answer(
             StatusCode::NOT_FOUND,
             format!("camera `{id}` is unknown (it is not connected to this relay)"),
         );
     };
     if !camera.online() {
         camera.settings_rejected(SettingsReject::Offline);
-        return plain(StatusCode::NOT_FOUND, format!("camera `{id}` is offline"));
+        return answer(StatusCode::NOT_FOUND, format!("camera `{id}` is offline"));
     }
     let ranges = camera
         .reported()
         .settings
         .and_then(|s| s.get("ranges").and_then(|r| r.as_object().cloned()));
-    let commands = match parse_change(&body, ranges.as_ref()) {
+    let commands = match parse_change(body, ranges.as_ref()) {
         Ok(c) => c,
         Err(why) => {
             camera.settings_rejected(SettingsReject::BadRequest);
-            return plain(StatusCode::BAD_REQUEST, why);
+            return answer(StatusCode::BAD_REQUEST, why);
         }
     };
     let mut reports = camera.reported_watch();
@@ -443,7 +513,7 @@ async fn settings_post(
             } else {
                 StatusCode::NOT_FOUND
             };
-            return plain(
+            return answer(
                 status,
                 format!("camera `{id}` cannot take a command now ({why})"),
             );
@@ -455,10 +525,10 @@ async fn settings_post(
         .fetch_add(1, Ordering::Relaxed);
     log::info!("camera {id}: settings changed through the API");
     match timeout(SETTINGS_WAIT, reports.wait_for(|r| r.count >= want)).await {
-        Ok(Ok(_)) => json_response(StatusCode::OK, settings_view(&camera)),
+        Ok(Ok(_)) => answer_json(StatusCode::OK, &settings_view(&camera)),
         _ => {
             camera.settings_rejected(SettingsReject::Timeout);
-            plain(
+            answer(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
                     "camera `{id}` did not confirm the change within {} s",

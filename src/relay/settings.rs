@@ -51,7 +51,48 @@ pub struct ServerSection {
     pub viewers: Option<ViewersSection>,
     /// Who may change a camera's settings; absent means nobody.
     pub admin: Option<ViewersSection>,
+    /// Relay nodes sharing cameras over NATS.
+    pub cluster: Option<ClusterSection>,
 }
+
+/// `[server.cluster]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// `nats://host:port` (or `tls://`), several separated by commas.
+    pub url: Option<String>,
+    /// Subject prefix shared by the nodes of one cluster.
+    pub name: Option<String>,
+    /// This node's id (default: host name and listen port).
+    pub node: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    /// A NATS `.creds` file (JWT and nkey seed).
+    pub creds: Option<PathBuf>,
+    /// PEM CA that signs the NATS servers' certificates (TLS).
+    pub ca: Option<PathBuf>,
+    /// Seconds after its last presence that a silent node is dropped.
+    pub presence_timeout: Option<f64>,
+}
+
+/// How this node joins a cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    pub url: String,
+    pub name: String,
+    pub node: String,
+    pub user: Option<(String, String)>,
+    pub token: Option<String>,
+    pub creds: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
+    pub presence_timeout: Duration,
+}
+
+/// Default `server.cluster.name`.
+pub const DEFAULT_CLUSTER_NAME: &str = "zerocam";
+/// Default `server.cluster.presence_timeout`.
+pub const DEFAULT_PRESENCE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// `[server.cameras.<id>]`.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -77,6 +118,8 @@ pub struct RelayOverrides {
     pub listen: Option<String>,
     /// Added to `server.tokens`.
     pub tokens: Vec<String>,
+    /// `--cluster URL`: overrides `server.cluster.url`.
+    pub cluster: Option<String>,
 }
 
 /// Validated relay settings.
@@ -96,6 +139,8 @@ pub struct Settings {
     pub max_cameras: usize,
     pub viewer_write_timeout: Duration,
     pub snapshot_wait: Duration,
+    /// Set when this relay is a node of a cluster.
+    pub cluster: Option<Cluster>,
 }
 
 impl Default for Settings {
@@ -113,8 +158,109 @@ impl Default for Settings {
             max_cameras: 256,
             viewer_write_timeout: Duration::from_secs(10),
             snapshot_wait: Duration::from_secs(5),
+            cluster: None,
         }
     }
+}
+
+/// `[server.cluster]` and `--cluster`, checked; `None` without a URL.
+fn cluster(
+    section: Option<ClusterSection>,
+    flag: Option<&str>,
+    listen: SocketAddr,
+) -> Result<Option<Cluster>, ConfigError> {
+    let c = section.unwrap_or_default();
+    let Some(url) = flag.map(str::to_string).or(c.url.clone()) else {
+        let set = c.name.is_some()
+            || c.node.is_some()
+            || c.user.is_some()
+            || c.token.is_some()
+            || c.creds.is_some();
+        if set {
+            return Err(ConfigError::new(
+                "server.cluster.url",
+                "is missing: the other [server.cluster] keys need it (or pass --cluster nats://HOST:PORT)",
+            ));
+        }
+        return Ok(None);
+    };
+    for u in url.split(',') {
+        let u = u.trim();
+        let scheme_ok = ["nats://", "tls://"].iter().any(|s| u.starts_with(s));
+        if !scheme_ok || u.len() <= "nats://".len() {
+            return Err(ConfigError::new(
+                "server.cluster.url",
+                format!("`{u}` is not a NATS URL like nats://127.0.0.1:4222"),
+            ));
+        }
+    }
+    let name = c.name.unwrap_or_else(|| DEFAULT_CLUSTER_NAME.to_string());
+    super::cluster::wire::check_name(&name)
+        .map_err(|e| ConfigError::new("server.cluster.name", e))?;
+    let node = match c.node {
+        Some(n) => n,
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default();
+            let host = if host.is_empty() {
+                "relay".to_string()
+            } else {
+                host
+            };
+            format!("{host}:{}", listen.port())
+        }
+    };
+    super::cluster::wire::check_node(&node)
+        .map_err(|e| ConfigError::new("server.cluster.node", e))?;
+    let user = match (c.user, c.password) {
+        (Some(u), Some(p)) => Some((u, p)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError::new(
+                "server.cluster.password",
+                "is missing (user needs it)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                "server.cluster.user",
+                "is missing (password needs it)",
+            ));
+        }
+    };
+    let methods = usize::from(user.is_some())
+        + usize::from(c.token.is_some())
+        + usize::from(c.creds.is_some());
+    if methods > 1 {
+        return Err(ConfigError::new(
+            "server.cluster",
+            "give one of user/password, token or creds, not several",
+        ));
+    }
+    for (key, path) in [
+        ("server.cluster.creds", &c.creds),
+        ("server.cluster.ca", &c.ca),
+    ] {
+        if let Some(p) = path {
+            std::fs::metadata(p)
+                .map_err(|e| ConfigError::new(key, format!("{}: {e}", p.display())))?;
+        }
+    }
+    let presence_timeout = match c.presence_timeout {
+        Some(t) => seconds("server.cluster.presence_timeout", t, 1.0, 600.0)?,
+        None => DEFAULT_PRESENCE_TIMEOUT,
+    };
+    Ok(Some(Cluster {
+        url,
+        name,
+        node,
+        user,
+        token: c.token,
+        creds: c.creds,
+        ca: c.ca,
+        presence_timeout,
+    }))
 }
 
 /// Parses the raw `[server]` table (as kept by [`crate::config::FileConfig`]).
@@ -251,6 +397,7 @@ impl Settings {
             0.1,
             600.0,
         )?;
+        let cluster = cluster(s.cluster, o.cluster.as_deref(), listen)?;
         Ok(Settings {
             listen,
             camera_auth: CameraAuth {
@@ -268,6 +415,7 @@ impl Settings {
             max_cameras: max_cameras as usize,
             viewer_write_timeout,
             snapshot_wait,
+            cluster,
         })
     }
 }

@@ -41,6 +41,24 @@ pub enum ConnectError {
     Other(String),
 }
 
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Refused(status) => write!(
+                f,
+                "relay refused the camera: HTTP {} (authentication failed: check the token)",
+                status.as_u16()
+            ),
+            ConnectError::NoSubprotocol => f.write_str(
+                "the relay does not speak the Phoenix auth subprotocol \
+                 (Phoenix < 1.8, or a socket without `auth_token: true`): \
+                 turn relay.auth_subprotocol / --auth-subprotocol off",
+            ),
+            ConnectError::Other(why) => f.write_str(why),
+        }
+    }
+}
+
 /// Builds the rustls client config: webpki roots plus an optional private CA.
 pub fn tls_config(ca: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     use rustls_pki_types::CertificateDer;
@@ -229,15 +247,19 @@ pub fn tcp_of(ws: &Ws) -> &TcpStream {
 /// Opens TCP (and TLS) and does the WebSocket handshake, all before one
 /// deadline: `relay.connect_timeout` from now, or the dead-link bound
 /// (2 × `relay.heartbeat_interval`) if shorter, since a relay that says
-/// nothing that long is dead during the handshake as after it. Returns the
-/// socket's fd too, for poll and the unsent-bytes count. `beat` is called
-/// at least every [`SLICE`] while waiting.
+/// nothing that long is dead during the handshake as after it. A host name
+/// with several addresses is tried address by address, each with a fair
+/// share of the time left (a dead first address cannot use it all), until
+/// one completes the handshake; a refusal (401/403) is the relay's answer
+/// and is not tried elsewhere. Returns the socket's fd (for poll and the
+/// unsent-bytes count) and the address it reached. `beat` is called at
+/// least every [`SLICE`] while waiting.
 pub fn connect(
     relay: &RelayConfig,
     url: &str,
     tls: Option<Arc<rustls::ClientConfig>>,
     beat: &dyn Fn(),
-) -> Result<(Ws, RawFd), ConnectError> {
+) -> Result<(Ws, RawFd, SocketAddr), ConnectError> {
     let limit = relay.connect_timeout.min(relay.heartbeat_interval * 2);
     let deadline = Instant::now() + limit;
     let other = |what: &str, e: &dyn std::fmt::Display| ConnectError::Other(format!("{what}: {e}"));
@@ -247,10 +269,11 @@ pub fn connect(
             limit.as_secs_f64()
         ))
     };
-    let mut req = url
+    let uri = url
         .into_client_request()
-        .map_err(|e| other("bad relay URL", &e))?;
-    let uri = req.uri().clone();
+        .map_err(|e| other("bad relay URL", &e))?
+        .uri()
+        .clone();
     let host = uri
         .host()
         .unwrap_or("")
@@ -263,6 +286,37 @@ pub fn connect(
         } else {
             80
         });
+    let addrs = resolve(&host, port, deadline, beat)?;
+    let n = addrs.len();
+    let mut last = timed_out();
+    for (k, addr) in addrs.into_iter().enumerate() {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let share = (deadline - now) / (n - k).max(1) as u32;
+        match connect_addr(relay, url, addr, now + share, tls.clone(), beat) {
+            Ok((ws, fd)) => return Ok((ws, fd, addr)),
+            Err(e @ (ConnectError::Refused(_) | ConnectError::NoSubprotocol)) => return Err(e),
+            Err(e) => {
+                if n > 1 {
+                    log::debug!("{addr}: {e}");
+                }
+                last = e;
+            }
+        }
+    }
+    Err(last)
+}
+
+/// The request for `url`, with the token, subprotocol and user agent.
+fn request(
+    relay: &RelayConfig,
+    url: &str,
+) -> Result<tungstenite::handshake::client::Request, ConnectError> {
+    let mut req = url
+        .into_client_request()
+        .map_err(|e| ConnectError::Other(format!("bad relay URL: {e}")))?;
     let headers = req.headers_mut();
     if let Some(token) = &relay.token {
         if let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}")) {
@@ -281,21 +335,34 @@ pub fn connect(
     if let Ok(v) = HeaderValue::from_str(&format!("zerocam/{}", crate::VERSION)) {
         headers.insert("User-Agent", v);
     }
+    Ok(req)
+}
 
-    let addrs = resolve(&host, port, deadline, beat)?;
-    let mut last = timed_out();
-    let mut stream = None;
-    for addr in addrs {
-        match tcp_connect(addr, deadline, beat) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) if timeout_error(&e) => last = timed_out(),
-            Err(e) => last = other(&format!("connect to {addr}"), &e),
+/// TCP, TLS and the WebSocket handshake to one address, by `deadline`.
+fn connect_addr(
+    relay: &RelayConfig,
+    url: &str,
+    addr: SocketAddr,
+    deadline: Instant,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    beat: &dyn Fn(),
+) -> Result<(Ws, RawFd), ConnectError> {
+    let other = |what: &str, e: &dyn std::fmt::Display| ConnectError::Other(format!("{what}: {e}"));
+    let late = || {
+        ConnectError::Other(format!(
+            "{addr}: no handshake reply in time (relay.connect_timeout, or 2 × heartbeat)"
+        ))
+    };
+    let req = request(relay, url)?;
+    let stream = match tcp_connect(addr, deadline, beat) {
+        Ok(s) => s,
+        Err(e) if timeout_error(&e) => {
+            return Err(ConnectError::Other(format!(
+                "connect to {addr}: no answer in time (relay.connect_timeout, or 2 × heartbeat)"
+            )));
         }
-    }
-    let stream = stream.ok_or(last)?;
+        Err(e) => return Err(other(&format!("connect to {addr}"), &e)),
+    };
     tune_socket(&stream, relay).map_err(|e| other("socket setup", &e))?;
     let fd = stream.as_raw_fd();
     // Reads and writes block for at most one slice, then the handshake is
@@ -326,10 +393,7 @@ pub fn connect(
             Err(HandshakeError::Interrupted(mid)) => {
                 beat();
                 if Instant::now() >= deadline {
-                    return Err(ConnectError::Other(format!(
-                        "no handshake reply within {:.1}s (relay.connect_timeout, or 2 × heartbeat)",
-                        limit.as_secs_f64()
-                    )));
+                    return Err(late());
                 }
                 attempt = mid.handshake();
             }
@@ -347,10 +411,7 @@ pub fn connect(
                 ProtocolError::SecWebSocketSubProtocolError(SubProtocolError::NoSubProtocol),
             ))) if relay.auth_subprotocol => return Err(ConnectError::NoSubprotocol),
             Err(HandshakeError::Failure(tungstenite::Error::Io(e))) if timeout_error(&e) => {
-                return Err(ConnectError::Other(format!(
-                    "no handshake reply within {:.1}s (relay.connect_timeout, or 2 × heartbeat)",
-                    limit.as_secs_f64()
-                )));
+                return Err(late());
             }
             Err(HandshakeError::Failure(e)) => return Err(other("handshake", &e)),
         }

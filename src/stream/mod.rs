@@ -11,6 +11,7 @@ pub mod connect;
 pub mod flow;
 pub mod phoenix;
 pub mod raw;
+pub mod relays;
 pub mod session;
 pub mod stats;
 

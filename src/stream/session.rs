@@ -24,6 +24,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use super::backoff::Backoff;
 use super::connect::{self, ConnectError, SLICE, Ws};
 use super::flow::{AckOf, Flow, FlowConfig, Gate};
+use super::relays::Rotation;
 use super::stats::StatsTicker;
 use super::{Action, Command, Dialect, Hello};
 use crate::config::{Config, Protocol, RelayConfig};
@@ -41,11 +42,16 @@ enum End {
 /// Runs the stream until shutdown is requested on `pipeline.controls`.
 /// Returns an error only for problems no retry can fix (bad TLS material).
 pub fn run(cfg: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
-    let tls = match cfg.relay.url.starts_with("wss://") {
+    let tls = match cfg.relay.urls.iter().any(|u| u.starts_with("wss://")) {
         true => Some(connect::tls_config(cfg.relay.ca.as_deref())?),
         false => None,
     };
-    let mut dialect = new_dialect(&cfg.relay);
+    let urls = if cfg.relay.urls.is_empty() {
+        vec![cfg.relay.url.clone()]
+    } else {
+        cfg.relay.urls.clone()
+    };
+    let mut rotation = Rotation::new(urls.len());
     let mut backoff = Backoff::new(cfg.backoff);
     let mut stats = StatsTicker::new(&pipeline, cfg.relay.stats_interval);
     let mut connections = 0u64;
@@ -59,65 +65,85 @@ pub fn run(cfg: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
     });
 
     while !p.controls.shutting_down() {
+        let Some(i) = rotation.next_relay() else {
+            rotation.new_round();
+            continue;
+        };
+        let relay = RelayConfig {
+            url: urls[i].clone(),
+            ..cfg.relay.clone()
+        };
+        let shown = connect::redact(&relay.url);
+        let mut dialect = new_dialect(&relay);
         p.health.set_link(LinkState::Connecting);
         let beat = || p.health.beat_stream();
-        let (delay, why) = match connect::connect(&cfg.relay, dialect.url(), tls.clone(), &beat) {
-            Ok((ws, fd)) => {
+        // A refusal by policy (401/403, close 1008): retrying soon cannot help.
+        let mut refused = false;
+        let why = match connect::connect(&relay, dialect.url(), tls.clone(), &beat) {
+            Ok((ws, fd, addr)) => {
                 connections += 1;
                 if connections > 1 {
                     p.counters.reconnects.fetch_add(1, Ordering::Relaxed);
                 }
-                log::info!(
-                    "connected to {} ({})",
-                    connect::redact(&cfg.relay.url),
-                    cfg.relay.protocol
-                );
-                backoff.connected(Instant::now());
-                let mut conn = Connection::new(ws, fd, &cfg.relay, p);
-                let end = conn.drive(dialect.as_mut(), &cfg.camera, &mut stats);
+                log::info!("connected to {shown} ({addr}, {})", relay.protocol);
+                rotation.connected(i);
+                let since = Instant::now();
+                backoff.connected(since);
+                let mut conn = Connection::new(ws, fd, &relay, p);
+                let end = conn.drive(dialect.as_mut(), &cfg.camera, &shown, &mut stats);
                 backoff.disconnected(Instant::now());
+                let stable = since.elapsed() >= cfg.backoff.stable_after;
                 match end {
                     End::Shutdown => break,
                     End::Lost(why) => {
-                        log::warn!("link lost: {why}");
-                        (backoff.next_delay(), why)
+                        log::warn!("link lost ({shown}): {why}");
+                        rotation.lost(stable);
+                        why
                     }
                     End::Refused(why) => {
                         p.health.set_link(LinkState::Error);
-                        log::warn!("link lost: {why}");
-                        (backoff.max_delay(), why)
+                        log::warn!("link lost ({shown}): {why}");
+                        rotation.lost(false);
+                        refused = true;
+                        why
                     }
                 }
             }
             Err(e) => {
                 p.counters.connect_failures.fetch_add(1, Ordering::Relaxed);
-                match e {
-                    ConnectError::Refused(status) => {
-                        p.health.set_link(LinkState::Error);
-                        let why = format!(
-                            "relay refused the camera: HTTP {} (authentication failed: check the token)",
-                            status.as_u16()
-                        );
-                        (backoff.max_delay(), why)
-                    }
-                    ConnectError::NoSubprotocol => {
-                        p.health.set_link(LinkState::Error);
-                        let why = "the relay does not speak the Phoenix auth subprotocol \
-                                   (Phoenix < 1.8, or a socket without `auth_token: true`): \
-                                   turn relay.auth_subprotocol / --auth-subprotocol off"
-                            .to_string();
-                        (backoff.max_delay(), why)
-                    }
-                    ConnectError::Other(why) => (backoff.next_delay(), why),
+                if matches!(e, ConnectError::Refused(_) | ConnectError::NoSubprotocol) {
+                    p.health.set_link(LinkState::Error);
+                    refused = true;
                 }
+                e.to_string()
             }
         };
+        if p.controls.shutting_down() {
+            break;
+        }
+        if rotation.has_next() {
+            log::warn!("{shown}: {why}; trying the next relay now");
+            continue;
+        }
+        // The round is used up: back off (the longest after a refusal),
+        // then a full round from the first relay.
+        let delay = if refused {
+            backoff.max_delay()
+        } else {
+            backoff.next_delay()
+        };
+        let what = if urls.len() > 1 {
+            format!("{shown}: {why} (no relay in relay.url took the camera)")
+        } else {
+            why
+        };
         log::warn!(
-            "reconnect attempt {} in {:.1}s: {why}",
+            "reconnect attempt {} in {:.1}s: {what}",
             backoff.attempt(),
             delay.as_secs_f64()
         );
         sleep_interruptibly(p, delay, &mut stats, &|| false);
+        rotation.new_round();
     }
     p.health.set_link(LinkState::Connecting);
     Ok(())
@@ -283,7 +309,15 @@ impl<'a> Connection<'a> {
         }
     }
 
-    fn drive(&mut self, dialect: &mut dyn Dialect, camera: &str, stats: &mut StatsTicker) -> End {
+    /// Runs the connection to `relay` (as logged: token redacted) until it
+    /// ends.
+    fn drive(
+        &mut self,
+        dialect: &mut dyn Dialect,
+        camera: &str,
+        relay: &str,
+        stats: &mut StatsTicker,
+    ) -> End {
         let p = self.p;
         // A new relay session starts streaming; a relay that wants quiet
         // sends `pause` again.
@@ -298,6 +332,7 @@ impl<'a> Connection<'a> {
             height: src.height,
             format: src.format,
             fps: p.controls.fps(),
+            relay: Some(relay.to_string()),
         };
         if let Err(end) = self.apply(dialect.on_open(Instant::now(), &hello)) {
             return end;
@@ -336,7 +371,8 @@ impl<'a> Connection<'a> {
                     return end;
                 }
             }
-            if let Some(fields) = stats.tick(p, now) {
+            if let Some(mut fields) = stats.tick(p, now) {
+                fields.insert("relay".into(), relay.into());
                 if let Some(m) = dialect.stats(fields) {
                     if let Err(end) = self.send(m) {
                         return end;

@@ -210,12 +210,14 @@ pub struct Hello {
     /// `mjpeg`, `yuyv`, `nv12`, `yu12` or `pattern`.
     pub format: String,
     pub fps: u32,
+    /// The relay URL this connection went to (token redacted), when known.
+    pub relay: Option<String>,
 }
 
 impl Hello {
     /// The hello fields as a JSON object (without `type`).
     pub fn fields(&self) -> Map<String, Value> {
-        let Value::Object(m) = json!({
+        let Value::Object(mut m) = json!({
             "camera": self.camera,
             "version": self.version,
             "width": self.width,
@@ -225,6 +227,9 @@ impl Hello {
         }) else {
             unreachable!("json! of an object literal is an object")
         };
+        if let Some(r) = &self.relay {
+            m.insert("relay".into(), r.as_str().into());
+        }
         m
     }
 }
@@ -453,6 +458,7 @@ mod tests {
             height: 720,
             format: "mjpeg".into(),
             fps: 15,
+            relay: None,
         };
         let v: Value = serde_json::from_str(&hello_text(&h)).unwrap();
         assert_eq!(

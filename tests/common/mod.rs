@@ -21,6 +21,8 @@ use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::http::StatusCode;
 use tungstenite::protocol::CloseFrame;
 
+pub mod relay;
+
 /// How the test relay treats a camera.
 #[derive(Clone, Debug)]
 pub enum Behavior {

@@ -505,6 +505,7 @@ mod tests {
             height: 48,
             format: "pattern".into(),
             fps: 5,
+            relay: None,
         }
     }
 
