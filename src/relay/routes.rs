@@ -25,12 +25,12 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 
 use super::App;
-use super::cluster::wire::{RpcReply, RpcRequest};
 use super::conn::ConnHandle;
 use super::hub::{Camera, Frame, Full, SettingsReject, ToCamera, ViewerGuard};
 use super::{auth, ingest, metrics};
 use crate::config::check_id;
 use crate::wire::MAX_CONTROL_MESSAGE;
+use crate::wire::cluster::{RpcReply, RpcRequest};
 
 /// The viewer page (static; it reads everything else from the JSON routes).
 const PAGE: &str = include_str!("page.html");

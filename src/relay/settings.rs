@@ -195,7 +195,7 @@ fn cluster(
         }
     }
     let name = c.name.unwrap_or_else(|| DEFAULT_CLUSTER_NAME.to_string());
-    super::cluster::wire::check_name(&name)
+    crate::wire::cluster::check_name(&name)
         .map_err(|e| ConfigError::new("server.cluster.name", e))?;
     let node = match c.node {
         Some(n) => n,
@@ -211,7 +211,7 @@ fn cluster(
             format!("{host}:{}", listen.port())
         }
     };
-    super::cluster::wire::check_node(&node)
+    crate::wire::cluster::check_node(&node)
         .map_err(|e| ConfigError::new("server.cluster.node", e))?;
     let user = match (c.user, c.password) {
         (Some(u), Some(p)) => Some((u, p)),
@@ -489,5 +489,70 @@ mod tests {
         assert_eq!(e.key, "server.forget_offline_after");
         let e = build("[server]\nsnapshot_wait = 1000\n").unwrap_err();
         assert_eq!(e.key, "server.snapshot_wait");
+    }
+    #[test]
+    fn the_cluster_table_is_checked_key_by_key() {
+        assert_eq!(build("").unwrap().cluster, None);
+        let c = build("[server]\nlisten = \"127.0.0.1:9000\"\n[server.cluster]\nurl = \"nats://n1:4222,nats://n2:4222\"\ntoken = \"t\"\n")
+            .unwrap()
+            .cluster
+            .unwrap();
+        assert_eq!(c.name, "zerocam");
+        assert!(c.node.ends_with(":9000"), "{}", c.node);
+        assert_eq!(c.token.as_deref(), Some("t"));
+        assert_eq!(c.presence_timeout, DEFAULT_PRESENCE_TIMEOUT);
+        // --cluster alone is enough, and wins over the file.
+        let f = crate::config::parse_str("[server.cluster]\nurl = \"nats://x:1\"\nnode = \"a\"\n")
+            .unwrap();
+        let o = RelayOverrides {
+            cluster: Some("nats://127.0.0.1:4222".into()),
+            ..Default::default()
+        };
+        let c = Settings::build(f.server.as_ref(), &o)
+            .unwrap()
+            .cluster
+            .unwrap();
+        assert_eq!(
+            (c.url.as_str(), c.node.as_str()),
+            ("nats://127.0.0.1:4222", "a")
+        );
+        for (text, key) in [
+            (
+                "[server.cluster]\nurl = \"http://x\"\n",
+                "server.cluster.url",
+            ),
+            ("[server.cluster]\nnode = \"a\"\n", "server.cluster.url"),
+            (
+                "[server.cluster]\nurl = \"nats://x:1\"\nname = \"a..b\"\n",
+                "server.cluster.name",
+            ),
+            (
+                "[server.cluster]\nurl = \"nats://x:1\"\nnode = \"a b\"\n",
+                "server.cluster.node",
+            ),
+            (
+                "[server.cluster]\nurl = \"nats://x:1\"\nuser = \"u\"\n",
+                "server.cluster.password",
+            ),
+            (
+                "[server.cluster]\nurl = \"nats://x:1\"\nuser = \"u\"\npassword = \"p\"\ntoken = \"t\"\n",
+                "server.cluster",
+            ),
+            (
+                "[server.cluster]\nurl = \"nats://x:1\"\ncreds = \"/nonexistent.creds\"\n",
+                "server.cluster.creds",
+            ),
+            (
+                "[server.cluster]\nurl = \"nats://x:1\"\npresence_timeout = 0.1\n",
+                "server.cluster.presence_timeout",
+            ),
+            (
+                "[server.cluster]\nurl = \"nats://x:1\"\nnods = \"a\"\n",
+                "server.cluster.nods",
+            ),
+        ] {
+            let e = build(text).unwrap_err();
+            assert_eq!(e.key, key, "{text}: {e}");
+        }
     }
 }

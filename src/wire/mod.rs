@@ -3,6 +3,7 @@
 //! JSON messages. Pure (bytes and values in, values out) and fuzzed; no
 //! sockets, no camera or relay internals.
 
+pub mod cluster;
 pub mod com;
 pub mod jpeg;
 pub mod message;

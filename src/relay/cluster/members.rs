@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use super::wire::{Announced, Presence};
+use crate::wire::cluster::{Announced, Presence};
 
 /// The other nodes as last heard from.
 #[derive(Debug)]
@@ -114,7 +114,7 @@ mod tests {
 
     fn presence(node: &str, cams: &[(&str, u64)], interest: &[(&str, u32)]) -> Presence {
         Presence {
-            v: super::super::wire::VERSION,
+            v: crate::wire::cluster::VERSION,
             node: node.into(),
             leaving: false,
             cameras: cams

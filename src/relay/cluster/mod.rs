@@ -2,7 +2,7 @@
 //! `zerocam relay --cluster nats://HOST:PORT`).
 //!
 //! Each node announces the cameras connected to it and the remote cameras
-//! it has viewers for ([`wire::Presence`]); from those, every node keeps
+//! it has viewers for ([`Presence`]); from those, every node keeps
 //! the others' cameras in its hub (so every viewer route serves them), and
 //! the node holding a camera publishes its frames on NATS only while some
 //! other node watches it. Frames keep latest-frame semantics on both ends:
@@ -16,13 +16,13 @@
 //! NATS down: every node keeps serving its own cameras to its own viewers;
 //! the client reconnects by itself and the cluster heals from presence.
 //!
-//! Files: [`wire`] (subjects and message bytes, pure), [`members`] (who
-//! holds and watches what, pure), this file (the NATS connection and
+//! Files: [`crate::wire::cluster`] (subjects and message bytes, pure; with
+//! the other wire code so that it is fuzzed without the relay), [`members`]
+//! (who holds and watches what, pure), this file (the NATS connection and
 //! tasks), [`stats`] (counters for `/metrics`).
 
 pub mod members;
 pub mod stats;
-pub mod wire;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -37,10 +37,10 @@ use tokio::time::{Instant, timeout};
 
 use self::members::Members;
 use self::stats::{ClusterStats, DropReason};
-use self::wire::{Announced, Presence, RpcReply, RpcRequest};
 use super::App;
 use super::hub::Camera;
 use super::settings::Cluster as ClusterConfig;
+use crate::wire::cluster::{self as cluster_wire, Announced, Presence, RpcReply, RpcRequest};
 use crate::wire::{com, jpeg};
 
 /// A changed hub is announced after this pause (connections and viewers
@@ -134,7 +134,7 @@ impl Cluster {
 
     /// Asks `node` (which holds the camera) to answer a settings request.
     pub async fn request(&self, node: &str, req: &RpcRequest) -> RpcReply {
-        let subject = wire::rpc_subject(&self.config.name, node);
+        let subject = cluster_wire::rpc_subject(&self.config.name, node);
         let asked = timeout(
             RPC_TIMEOUT,
             self.client.request(subject, Bytes::from(req.encode())),
@@ -220,14 +220,20 @@ pub async fn run(app: Arc<App>, cluster: Arc<Cluster>) {
     app.hub.set_node(&me);
     let heartbeat = cfg.presence_timeout / 4;
     let client = cluster.client.clone();
-    let mut presence = match client.subscribe(wire::presence_subject(&cfg.name)).await {
+    let mut presence = match client
+        .subscribe(cluster_wire::presence_subject(&cfg.name))
+        .await
+    {
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot subscribe to presence: {e}; not clustering");
             return;
         }
     };
-    let mut rpc = match client.subscribe(wire::rpc_subject(&cfg.name, &me)).await {
+    let mut rpc = match client
+        .subscribe(cluster_wire::rpc_subject(&cfg.name, &me))
+        .await
+    {
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot subscribe to requests: {e}; not clustering");
@@ -243,6 +249,7 @@ pub async fn run(app: Arc<App>, cluster: Arc<Cluster>) {
     let mut last_shape: Option<Shape> = None;
     let mut last_sent: Option<Instant> = None;
     let mut told_unreachable = false;
+    let mut checked_payload = false;
     let started = Instant::now();
     loop {
         tokio::select! {
@@ -289,6 +296,16 @@ pub async fn run(app: Arc<App>, cluster: Arc<Cluster>) {
             );
             told_unreachable = true;
         }
+        if !checked_payload && cluster.connected() {
+            checked_payload = true;
+            let max = cluster.client.max_payload();
+            if max < app.settings.max_frame_bytes {
+                log::warn!(
+                    "NATS max_payload is {max} bytes, below server.max_frame_bytes ({}): bigger frames will not cross the cluster (counted as too_large); raise max_payload in the NATS server's config",
+                    app.settings.max_frame_bytes
+                );
+            }
+        }
         let shape = reconcile(&app, &cluster, &members, &mut tasks);
         let due = last_sent.is_none_or(|t| t.elapsed() >= heartbeat);
         if (due || last_shape.as_ref() != Some(&shape)) && cluster.connected() {
@@ -310,7 +327,7 @@ pub async fn run(app: Arc<App>, cluster: Arc<Cluster>) {
 }
 
 async fn publish_presence(cluster: &Cluster, p: &Presence) -> bool {
-    let subject = wire::presence_subject(&cluster.config.name);
+    let subject = cluster_wire::presence_subject(&cluster.config.name);
     let sent = timeout(PUBLISH_TIMEOUT, async {
         cluster
             .client
@@ -330,7 +347,7 @@ async fn publish_presence(cluster: &Cluster, p: &Presence) -> bool {
 /// has viewers for.
 fn own_presence(app: &App, me: &str, leaving: bool) -> Presence {
     let mut p = Presence {
-        v: wire::VERSION,
+        v: cluster_wire::VERSION,
         node: me.to_string(),
         leaving,
         cameras: Vec::new(),
@@ -426,7 +443,7 @@ fn reconcile(
 /// Publishes a local camera's frames while other nodes watch it: one frame
 /// in flight, the newest next; skipped ones are counted.
 async fn forward(cluster: Arc<Cluster>, cam: Arc<Camera>) {
-    let subject = wire::frames_subject(&cluster.config.name, &cam.id);
+    let subject = cluster_wire::frames_subject(&cluster.config.name, &cam.id);
     let stats = &cluster.stats;
     let mut rx = cam.subscribe();
     rx.mark_changed();
@@ -480,7 +497,7 @@ async fn forward(cluster: Arc<Cluster>, cam: Arc<Camera>) {
 /// Takes a remote camera's frames from NATS while this node watches it:
 /// always the newest waiting one (older ones are counted, never queued).
 async fn receive(app: Arc<App>, cluster: Arc<Cluster>, cam: Arc<Camera>) {
-    let subject = wire::frames_subject(&cluster.config.name, &cam.id);
+    let subject = cluster_wire::frames_subject(&cluster.config.name, &cam.id);
     let mut sub = match cluster.client.subscribe(subject).await {
         Ok(s) => s,
         Err(e) => {

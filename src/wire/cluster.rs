@@ -1,5 +1,6 @@
-//! What relay nodes say to each other over NATS: subjects, and the bytes of
-//! each message, as pure functions (no sockets; unit-tested and fuzzed).
+//! What relay nodes say to each other over NATS (`relay::cluster`):
+//! subjects, and the bytes of each message, as pure functions (no sockets;
+//! unit-tested and fuzzed).
 //!
 //! Subjects, under the cluster's `name` (default `zerocam`):
 //! - `<name>.presence`: every node's [`Presence`], as JSON, every
