@@ -12,6 +12,7 @@ import os
 import platform
 import re
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -143,6 +144,44 @@ def wait_http(host_port, netns=None, deadline=15):
     raise RuntimeError(f"relay at {host_port} did not come up within {deadline} s")
 
 
+def view(urls, kind, n, secs, warmup=2.0, on_window=None, netns=None):
+    """Runs the load generator, its viewers spread over `urls`; calls
+    on_window('start'|'end') at the window edges. Its JSON result."""
+    cmd = [TOOL, "view", "--kind", kind, "--viewers", str(n), "--secs", str(secs),
+           "--warmup", str(warmup)]
+    for u in urls:
+        cmd += ["--url", u]
+    p = spawn(cmd, netns=netns, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    result, tool_cpu = None, None
+    deadline = time.time() + warmup + secs + 60
+    t_start = None
+    for line in p.stdout:
+        line = line.strip()
+        if line == "WINDOW START":
+            t_start = cpu_s(p.pid)
+            if on_window:
+                on_window("start")
+        elif line == "WINDOW END":
+            tool_cpu = cpu_s(p.pid) - (t_start or 0)
+            if on_window:
+                on_window("end")
+        elif line.startswith("{"):
+            result = json.loads(line)
+        if time.time() > deadline:
+            break
+    try:
+        p.wait(max(1, deadline - time.time()))
+    except subprocess.TimeoutExpired:
+        p.kill()
+    err = p.stderr.read()
+    if result is None:
+        raise RuntimeError(f"load generator failed: {err[-2000:]}")
+    if err.strip():
+        log("load generator: " + err.strip().splitlines()[0])
+    result["tool_cpu_s"] = tool_cpu
+    return result
+
+
 class Rig:
     """A relay plus one camera streaming to it (optionally in namespaces)."""
 
@@ -172,38 +211,8 @@ class Rig:
 
     def view(self, kind, n, secs, warmup=2.0, on_window=None, netns=None):
         """Runs the load generator; calls on_window('start'|'end') at the window edges."""
-        cmd = [TOOL, "view", "--url", f"http://{self.hp}/cameras/bench", "--kind", kind,
-               "--viewers", str(n), "--secs", str(secs), "--warmup", str(warmup)]
-        p = spawn(cmd, netns=netns or self.relay_ns, stdout=subprocess.PIPE,
-                  stderr=subprocess.PIPE, text=True)
-        result, tool_cpu = None, None
-        deadline = time.time() + warmup + secs + 60
-        t_start = None
-        for line in p.stdout:
-            line = line.strip()
-            if line == "WINDOW START":
-                t_start = cpu_s(p.pid)
-                if on_window:
-                    on_window("start")
-            elif line == "WINDOW END":
-                tool_cpu = cpu_s(p.pid) - (t_start or 0)
-                if on_window:
-                    on_window("end")
-            elif line.startswith("{"):
-                result = json.loads(line)
-            if time.time() > deadline:
-                break
-        try:
-            p.wait(max(1, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-        err = p.stderr.read()
-        if result is None:
-            raise RuntimeError(f"load generator failed: {err[-2000:]}")
-        if err.strip():
-            log("load generator: " + err.strip().splitlines()[0])
-        result["tool_cpu_s"] = tool_cpu
-        return result
+        return view([f"http://{self.hp}/cameras/bench"], kind, n, secs, warmup, on_window,
+                    netns or self.relay_ns)
 
     def camera_stats(self):
         """Last stats line of the camera's log."""
@@ -585,6 +594,126 @@ def part_fanout():
     emit("\n".join(lines) + "\n")
 
 
+def raise_fd_limit(want=16384):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard) if hard > 0 else want, hard))
+
+
+def cameras_listed(hp):
+    h, p = hp.rsplit(":", 1)
+    s = socket.create_connection((h, int(p)), 5)
+    s.sendall(b"GET /cameras HTTP/1.0\r\nHost: x\r\n\r\n")
+    data = b""
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        data += c
+    s.close()
+    return json.loads(data.split(b"\r\n\r\n", 1)[1] or b"[]")
+
+
+def part_cluster():
+    """Fan-out over 1 relay and over 3 relays clustered through NATS."""
+    if not shutil.which("nats-server"):
+        raise RuntimeError("nats-server is not installed (scripts/bench installs it with apt)")
+    secs = 5 if QUICK else 15
+    counts = [300, 1000] if QUICK else [300, 1000, 3000]
+    raise_fd_limit()
+    rows = []
+    for n in counts:
+        for nodes in (1, 3):
+            log(f"cluster fan-out: {n} WebSocket viewers over {nodes} node(s), {secs} s")
+            procs, logs, hps = [], [], []
+            nats = None
+            try:
+                if nodes > 1:
+                    nport = free_port()
+                    conf = f"/tmp/zcb-nats-{os.getpid()}.conf"
+                    with open(conf, "w") as f:
+                        f.write(f"listen: 127.0.0.1:{nport}\nmax_payload: 8388608\n")
+                    nats = spawn(["nats-server", "-c", conf], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+                    procs.append(nats)
+                for i in range(nodes):
+                    hp = f"127.0.0.1:{free_port()}"
+                    args = [ZEROCAM, "relay", "--listen", hp, "--token", TOKEN, "--log-level", "warn"]
+                    if nodes > 1:
+                        conf = f"/tmp/zcb-relay-{os.getpid()}-{i}.toml"
+                        with open(conf, "w") as f:
+                            f.write(f'[server.cluster]\nnode = "{"abc"[i]}"\n')
+                        args += ["--cluster", f"nats://127.0.0.1:{nport}", "--config", conf]
+                    lf = open(f"/tmp/zcb-relay-{os.getpid()}-{i}.log", "w")
+                    logs.append(lf)
+                    procs.append(spawn(args, stdout=lf, stderr=subprocess.STDOUT))
+                    hps.append(hp)
+                    wait_http(hp)
+                relays = procs[-nodes:]
+                cam_log = open(f"/tmp/zcb-cam-{os.getpid()}-cluster.log", "w")
+                logs.append(cam_log)
+                procs.append(spawn([ZEROCAM, "stream", "--relay", f"ws://{hps[0]}/ingest/bench",
+                                    "--camera", "bench", "--token", TOKEN, "--source", "pattern",
+                                    "--size", "640x480", "--fps", "15", "--log-level", "warn"],
+                                   stdout=cam_log, stderr=subprocess.STDOUT))
+                end = time.time() + 30
+                while not all(any(c.get("id") == "bench" and c.get("online") for c in cameras_listed(hp))
+                              for hp in hps):
+                    if time.time() > end:
+                        raise RuntimeError("the camera did not show up on every node")
+                    time.sleep(0.2)
+                marks = {}
+
+                def on_window(edge):
+                    marks[edge] = ([cpu_s(p.pid) for p in relays],
+                                   cpu_s(nats.pid) if nats else 0.0, time.time())
+
+                v = view([f"http://{hp}/cameras/bench" for hp in hps], "ws", n, secs,
+                         warmup=4.0 if n >= 1000 else 2.0, on_window=on_window)
+                (c0, n0, t0), (c1, n1, t1) = marks["start"], marks["end"]
+                dt = t1 - t0
+                per_node = []
+                for i in range(nodes):
+                    frames = v["per_url"][i]["frames"]
+                    cpu = c1[i] - c0[i]
+                    per_node.append(("abc"[i], cpu / dt * 100, cpu * 1e3 / max(frames, 1),
+                                     v["per_url"][i]))
+                rows.append((n, nodes, v, per_node, (n1 - n0) / dt * 100,
+                             v["tool_cpu_s"] / dt * 100 if v["tool_cpu_s"] else 0))
+            finally:
+                for p in reversed(procs):
+                    stop(p)
+                for lf in logs:
+                    lf.close()
+    single = {n: per_node[0][2] for n, nodes, v, per_node, _, _ in rows if nodes == 1}
+    lines = ["### Cluster: WebSocket viewers of one 640×480 15 fps camera over 1 relay and over 3 relays clustered through NATS\n",
+             f"Everything runs on this machine's {os.cpu_count()} shared cores: three relays, `nats-server`, the "
+             f"camera and the load generator (which spreads its viewers evenly over the nodes) compete for "
+             f"them, so 3 nodes here cannot go faster than one; what the rows show is what the hop costs. "
+             f"The camera is connected to node a; nodes b and c get its frames through NATS. CPU per "
+             f"delivered frame is the node's CPU in the {secs} s window over the frames its own viewers "
+             f"received; the ratio is against the single relay at the same viewer count.\n",
+             "| viewers | nodes | node | its viewers' fps (mean, p10) | p50 / p99 latency ms | node CPU % of a core "
+             "| CPU ms per delivered frame | vs 1 node | NATS CPU % | load-gen CPU % |",
+             "|---:|---:|---|---|---|---:|---:|---:|---:|---:|"]
+    for n, nodes, v, per_node, nats_cpu, tool in rows:
+        for name, cpu, ms, u in per_node:
+            ratio = ms / single[n] if single.get(n) else 0
+            lines.append(f"| {n} | {nodes} | {name if nodes > 1 else 'alone'} | {u['fps_mean']:.1f}, "
+                         f"{u['fps_p10']:.1f} | {u['lat_p50_ms']:.0f} / {u['lat_p99_ms']:.0f} | {cpu:.0f} | "
+                         f"{ms:.3f} | {ratio:.2f}× | {nats_cpu:.0f} | {tool:.0f} |")
+    hops = []
+    for n, nodes, v, per_node, _, _ in rows:
+        if nodes == 3:
+            direct = per_node[0][3]
+            via = [per_node[1][3], per_node[2][3]]
+            hops.append(f"{n} viewers: p50 +{sum(x['lat_p50_ms'] for x in via) / 2 - direct['lat_p50_ms']:.1f} ms, "
+                        f"p99 +{sum(x['lat_p99_ms'] for x in via) / 2 - direct['lat_p99_ms']:.1f} ms")
+    lines.append("\nLatency added by the hop through NATS (viewers on b and c against viewers on a, same run): "
+                 + "; ".join(hops) + ".")
+    emit("\n".join(lines) + "\n")
+
+
 def machine():
     model = "unknown"
     with open("/proc/cpuinfo") as f:
@@ -608,7 +737,7 @@ def main():
         for name, fn in (("encode", part_encode), ("instr", part_instructions),
                          ("arm", part_arm), ("cost", part_cost), ("threads", part_threads),
                          ("latency", part_latency),
-                         ("fanout", part_fanout)):
+                         ("fanout", part_fanout), ("cluster", part_cluster)):
             if want(name):
                 t = time.time()
                 fn()
@@ -666,7 +795,7 @@ BENCH_TAIL = """
 
 Reproduce: `scripts/bench` (about 8 minutes here) or `scripts/bench --quick`
 (about 4), plus about 6 the first time for the ARMv6 builds;
-`--only encode,instr,arm,cost,threads,latency,fanout` runs parts;
+`--only encode,instr,arm,cost,threads,latency,fanout,cluster` runs parts;
 `cd bench && cargo bench` runs the encode tables alone.
 """
 

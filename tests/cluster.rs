@@ -491,3 +491,18 @@ fn frames_up_to_max_frame_bytes_cross_when_nats_allows_them() {
         let _ = v.close();
     }
 }
+
+#[test]
+fn a_node_reaches_nats_through_any_server_of_its_list() {
+    let nats = Nats::start();
+    let list = format!("nats://127.0.0.1:{},{}", free_port(), nats.url());
+    let a = Relay::start(
+        &["--cluster", &list],
+        Some("[server.cluster]\nnode = \"a\"\npresence_timeout = 2\n"),
+    );
+    let b = node(&nats, "b");
+    eventually("a and b see each other", || {
+        a.metric("zerocam_cluster_nodes") == 2.0 && b.metric("zerocam_cluster_nodes") == 2.0
+    });
+    assert_eq!(a.metric("zerocam_cluster_connected"), 1.0);
+}

@@ -25,7 +25,7 @@ use zerocam_bench::stats::percentile;
 
 fn usage() -> ! {
     eprintln!(
-        "usage:\n  zerocam-bench view --url http://127.0.0.1:PORT/cameras/ID --kind ws|mjpeg --viewers N --secs S [--warmup S]\n  \
+        "usage:\n  zerocam-bench view --url http://127.0.0.1:PORT/cameras/ID [--url …] --kind ws|mjpeg --viewers N --secs S [--warmup S]\n  \
          zerocam-bench instr --what zerocam|turbo|passthrough --size WxH --frames N\n  \
          zerocam-bench frame --size WxH --out FILE"
     );
@@ -166,8 +166,22 @@ enum Kind {
     Mjpeg,
 }
 
+/// Every value of a repeatable `--name value`.
+fn opts<'a>(args: &'a [String], name: &str) -> Vec<&'a str> {
+    args.windows(2)
+        .filter(|w| w[0] == name)
+        .map(|w| w[1].as_str())
+        .collect()
+}
+
 fn view_main(args: &[String]) -> anyhow::Result<()> {
-    let url = opt(args, "--url").context("--url is required")?.to_string();
+    // Several --url: the viewers are spread over them in turn (the nodes
+    // of a relay cluster).
+    let urls: Vec<String> = opts(args, "--url")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    anyhow::ensure!(!urls.is_empty(), "--url is required");
     let kind = match opt(args, "--kind") {
         Some("ws") => Kind::Ws,
         Some("mjpeg") => Kind::Mjpeg,
@@ -181,14 +195,47 @@ fn view_main(args: &[String]) -> anyhow::Result<()> {
         .worker_threads(threads)
         .enable_all()
         .build()?;
-    rt.block_on(view(url, kind, viewers, secs, warmup))
+    rt.block_on(view(urls, kind, viewers, secs, warmup))
 }
 
-async fn view(url: String, kind: Kind, n: usize, secs: f64, warmup: f64) -> anyhow::Result<()> {
-    let rest = url
-        .strip_prefix("http://")
-        .context("--url must start with http://")?;
-    let (host, path) = rest.split_once('/').context("--url needs a path")?;
+/// Figures over a set of viewers, as JSON fields.
+fn summary(logs: &[&ViewerLog], window: f64) -> String {
+    let fps: Vec<f64> = logs.iter().map(|l| l.frames as f64 / window).collect();
+    let lat: Vec<f64> = logs
+        .iter()
+        .flat_map(|l| l.latencies_ms.iter().copied())
+        .collect();
+    let bytes: u64 = logs.iter().map(|l| l.bytes).sum();
+    let frames: u64 = logs.iter().map(|l| l.frames).sum();
+    format!(
+        "\"fps_mean\":{:.2},\"fps_min\":{:.2},\"fps_p10\":{:.2},\"fps_max\":{:.2},\"frames\":{frames},\
+         \"mbyte_s\":{:.2},\"lat_p50_ms\":{:.1},\"lat_p99_ms\":{:.1},\"lat_max_ms\":{:.1}",
+        fps.iter().sum::<f64>() / fps.len().max(1) as f64,
+        percentile(&fps, 0.0),
+        percentile(&fps, 10.0),
+        percentile(&fps, 100.0),
+        bytes as f64 / window / 1e6,
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0),
+        percentile(&lat, 100.0),
+    )
+}
+
+async fn view(
+    urls: Vec<String>,
+    kind: Kind,
+    n: usize,
+    secs: f64,
+    warmup: f64,
+) -> anyhow::Result<()> {
+    let mut targets = Vec::new();
+    for url in &urls {
+        let rest = url
+            .strip_prefix("http://")
+            .context("--url must start with http://")?;
+        let (host, path) = rest.split_once('/').context("--url needs a path")?;
+        targets.push((host.to_string(), path.to_string()));
+    }
     let counting = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let logs: Vec<Arc<Mutex<ViewerLog>>> = (0..n)
@@ -196,7 +243,7 @@ async fn view(url: String, kind: Kind, n: usize, secs: f64, warmup: f64) -> anyh
         .collect();
     let mut tasks = Vec::new();
     for (i, log) in logs.iter().enumerate() {
-        let (host, path) = (host.to_string(), path.to_string());
+        let (host, path) = targets[i % targets.len()].clone();
         let (log, counting, stop) = (log.clone(), counting.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let r = match kind {
@@ -225,39 +272,36 @@ async fn view(url: String, kind: Kind, n: usize, secs: f64, warmup: f64) -> anyh
         // Viewers notice `stop` on their next frame or read timeout.
         let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
     }
-    let mut fps = Vec::new();
-    let mut lat = Vec::new();
-    let (mut gaps, mut bytes, mut connected) = (0u64, 0u64, 0usize);
-    let mut errors = Vec::new();
+    let mut held = Vec::new();
     for l in &logs {
-        let l = l.lock().await;
-        fps.push(l.frames as f64 / window);
-        lat.extend_from_slice(&l.latencies_ms);
-        gaps += l.gaps;
-        bytes += l.bytes;
-        connected += usize::from(l.connected);
-        if let Some(e) = &l.error {
-            errors.push(e.clone());
-        }
+        held.push(l.lock().await);
     }
-    let mean_fps = fps.iter().sum::<f64>() / fps.len().max(1) as f64;
+    let all: Vec<&ViewerLog> = held.iter().map(|g| &**g).collect();
+    let gaps: u64 = all.iter().map(|l| l.gaps).sum();
+    let connected = all.iter().filter(|l| l.connected).count();
+    let errors: Vec<&String> = all.iter().filter_map(|l| l.error.as_ref()).collect();
     for e in errors.iter().take(3) {
         eprintln!("{e}");
     }
+    // The same figures per URL (viewer i went to URL i mod the count).
+    let per_url: Vec<String> = urls
+        .iter()
+        .enumerate()
+        .map(|(u, url)| {
+            let mine: Vec<&ViewerLog> = all
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % urls.len() == u)
+                .map(|(_, l)| *l)
+                .collect();
+            format!("{{\"url\":\"{url}\",{}}}", summary(&mine, window))
+        })
+        .collect();
     println!(
-        "{{\"viewers\":{n},\"connected\":{connected},\"errors\":{},\"window_s\":{window:.3},\
-         \"fps_mean\":{mean_fps:.2},\"fps_min\":{:.2},\"fps_p10\":{:.2},\"fps_max\":{:.2},\
-         \"frames\":{},\"gaps\":{gaps},\"mbyte_s\":{:.2},\
-         \"lat_p50_ms\":{:.1},\"lat_p99_ms\":{:.1},\"lat_max_ms\":{:.1}}}",
+        "{{\"viewers\":{n},\"connected\":{connected},\"errors\":{},\"window_s\":{window:.3},\"gaps\":{gaps},{},\"per_url\":[{}]}}",
         errors.len(),
-        percentile(&fps, 0.0),
-        percentile(&fps, 10.0),
-        percentile(&fps, 100.0),
-        lat.len(),
-        bytes as f64 / window / 1e6,
-        percentile(&lat, 50.0),
-        percentile(&lat, 99.0),
-        percentile(&lat, 100.0),
+        summary(&all, window),
+        per_url.join(",")
     );
     Ok(())
 }

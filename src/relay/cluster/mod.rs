@@ -116,8 +116,11 @@ pub async fn connect(config: ClusterConfig) -> anyhow::Result<Arc<Cluster>> {
         config.node,
         config.url
     );
+    // Several servers of one NATS cluster, separated by commas: tried in
+    // turn, at start and on every reconnect.
+    let servers: Vec<&str> = config.url.split(',').map(str::trim).collect();
     let client = opts
-        .connect(config.url.as_str())
+        .connect(servers)
         .await
         .map_err(|e| anyhow::anyhow!("server.cluster.url: {e}"))?;
     Ok(Arc::new(Cluster {
