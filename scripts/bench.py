@@ -749,20 +749,49 @@ def main():
             netns_down()
     if WRITE:
         path = os.path.join(ROOT, "BENCHMARKS.md")
-        # The soak's section (scripts/soak --write) is kept as it was.
-        soak = ""
-        if os.path.exists(path):
-            m = re.search(r"<!-- soak:begin -->.*?<!-- soak:end -->\n", open(path).read(), re.S)
-            soak = "\n" + m.group(0) if m else ""
-        with open(path, "w") as f:
-            f.write(BENCH_HEAD + "\n" + "\n".join(out) + "\n" + soak + BENCH_TAIL)
+        if ONLY is not None and os.path.exists(path):
+            merge_parts(path, cmd)
+        else:
+            # The soak's section (scripts/soak --write) is kept as it was.
+            soak = ""
+            if os.path.exists(path):
+                m = re.search(r"<!-- soak:begin -->.*?<!-- soak:end -->\n", open(path).read(), re.S)
+                soak = "\n" + m.group(0) if m else ""
+            with open(path, "w") as f:
+                f.write(BENCH_HEAD + "\n" + "\n".join(out) + "\n" + soak + BENCH_TAIL)
         log(f"wrote {path}")
+
+
+def merge_parts(path, cmd):
+    """--only with --write: each table this run made replaces the section of
+    the same title (or goes in before the soak), marked with its own date;
+    the rest of the file stays."""
+    text = open(path).read()
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    for block in out[1:]:  # out[0] is the run's header
+        title = block.splitlines()[0]
+        if not title.startswith("### "):
+            continue
+        block = block.rstrip("\n") + f"\n\n_Refreshed alone by `{cmd.strip()}` on {date}._\n"
+        start = text.find(title + "\n")
+        if start >= 0:
+            ends = [i for i in (text.find("\n### ", start + 1), text.find("\n<!-- soak:begin", start),
+                                text.find("\n## ", start + 1)) if i >= 0]
+            end = min(ends) if ends else len(text)
+            text = text[:start] + block + text[end:]
+        else:
+            at = text.find("<!-- soak:begin")
+            at = at if at >= 0 else text.find("## Reading the numbers")
+            text = text[:at] + block + "\n" + text[at:]
+    with open(path, "w") as f:
+        f.write(text)
 
 
 BENCH_HEAD = """# Benchmarks
 
 Produced by `scripts/bench` (see the command line below; `--write` rewrites
-this file). The machine is a shared, noisy VM, so the figures that matter
+this file; with `--only`, it replaces just the tables that run made, each
+then marked with its own date). The machine is a shared, noisy VM, so the figures that matter
 are the ratios, each measured against a reference in the same run; absolute
 times move from run to run, ratios much less. Instruction counts
 (callgrind) do not depend on load at all.

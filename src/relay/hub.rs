@@ -469,8 +469,12 @@ impl Hub {
                 }
             }
         };
-        // Connected here now, whoever held it before.
-        *lock(&camera.home) = None;
+        // Connected here now, whoever held it before. A pause its last node
+        // held for a user holds here too, as across reconnects to one relay.
+        if let Some(before) = lock(&camera.home).take() {
+            let user = before.describe.get("paused_by").and_then(Value::as_str) == Some("user");
+            camera.set_user_paused(user);
+        }
         let (tx, rx) = oneshot::channel();
         let generation = {
             let mut st = lock(&camera.state);
@@ -618,6 +622,14 @@ impl Camera {
     /// Who paused the camera, if anyone: `user` (settings API) or
     /// `no_viewers` (the relay's pause-when-unwatched).
     pub fn paused_by(&self) -> Option<&'static str> {
+        if let Some(r) = lock(&self.home).as_ref() {
+            // Another node holds it: what that node says.
+            return match r.describe.get("paused_by").and_then(Value::as_str) {
+                Some("user") => Some("user"),
+                Some("no_viewers") => Some("no_viewers"),
+                _ => None,
+            };
+        }
         if self.user_paused() {
             Some("user")
         } else if lock(&self.state).paused {
@@ -718,9 +730,11 @@ impl Camera {
         lock(&self.state).paused = p;
     }
 
-    /// True when the camera is paused, by the relay or by a user.
+    /// True when the camera is paused, by the relay or by a user (for a
+    /// camera another node holds, as that node says).
     pub fn paused(&self) -> bool {
-        self.user_paused() || lock(&self.state).paused
+        let remote = self.is_remote();
+        (!remote && self.user_paused()) || lock(&self.state).paused
     }
 
     /// The newest frame, if any.
@@ -1030,5 +1044,20 @@ mod tests {
         // The camera coming back here makes it local again.
         let back = attach(&hub, "cam");
         assert!(!back.camera.is_remote() && back.camera.online());
+        assert!(!back.camera.user_paused());
+    }
+
+    #[test]
+    fn a_users_pause_follows_the_camera_to_another_node() {
+        let hub = Hub::new();
+        hub.set_node("b");
+        hub.remote("cam", "a", 5, &json!({"paused": true, "paused_by": "user"}));
+        let cam = hub.camera("cam").unwrap();
+        assert_eq!(cam.paused_by(), Some("user"));
+        assert!(cam.paused() && !cam.user_paused());
+        // The camera moves here: the pause holds, and is said to it again.
+        let here = attach(&hub, "cam");
+        assert!(here.camera.user_paused());
+        assert_eq!(here.camera.paused_by(), Some("user"));
     }
 }
