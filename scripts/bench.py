@@ -94,6 +94,21 @@ def child_pid(p, netns):
     return p.pid
 
 
+def http_get(host_port, path):
+    """An HTTP/1.0 GET on loopback: the whole response, headers included."""
+    h, p = host_port.rsplit(":", 1)
+    s = socket.create_connection((h, int(p)), 5)
+    s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+    data = b""
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        data += c
+    s.close()
+    return data
+
+
 def metrics(host_port, netns=None):
     """The relay's /metrics as {name{labels}: value}."""
     req = b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n"
@@ -106,17 +121,7 @@ def metrics(host_port, netns=None):
              host_port, req.decode()],
             capture_output=True, text=True, timeout=10).stdout
     else:
-        h, p = host_port.rsplit(":", 1)
-        s = socket.create_connection((h, int(p)), 5)
-        s.sendall(req)
-        data = b""
-        while True:
-            c = s.recv(65536)
-            if not c:
-                break
-            data += c
-        s.close()
-        out = data.decode(errors="replace")
+        out = http_get(host_port, "/metrics").decode(errors="replace")
     m = {}
     for line in out.split("\r\n\r\n", 1)[-1].splitlines():
         if line and not line.startswith("#"):
@@ -601,17 +606,7 @@ def raise_fd_limit(want=16384):
 
 
 def cameras_listed(hp):
-    h, p = hp.rsplit(":", 1)
-    s = socket.create_connection((h, int(p)), 5)
-    s.sendall(b"GET /cameras HTTP/1.0\r\nHost: x\r\n\r\n")
-    data = b""
-    while True:
-        c = s.recv(65536)
-        if not c:
-            break
-        data += c
-    s.close()
-    return json.loads(data.split(b"\r\n\r\n", 1)[1] or b"[]")
+    return json.loads(http_get(hp, "/cameras").split(b"\r\n\r\n", 1)[1] or b"[]")
 
 
 def part_cluster():

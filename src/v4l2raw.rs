@@ -16,6 +16,23 @@ pub unsafe fn ioctl<T>(fd: i32, req: vidioc::_IOC_TYPE, arg: &mut T) -> io::Resu
     unsafe { v4l2::ioctl(fd, req, (arg as *mut T).cast()) }
 }
 
+/// Maps `len` bytes of a driver's buffer at `offset` (as QUERYBUF gave it),
+/// read-write and shared. The caller unmaps it.
+pub fn map_buffer(fd: i32, len: usize, offset: u32) -> io::Result<*mut std::os::raw::c_void> {
+    // SAFETY: a fresh shared mapping of the device's own buffer; the kernel
+    // checks the offset and length against the buffer it names.
+    unsafe {
+        v4l2::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            offset as libc::off_t,
+        )
+    }
+}
+
 /// A NUL-terminated name from a driver struct (card, control, menu item),
 /// decoded leniently: drivers are not bound to UTF-8.
 pub fn c_name(b: &[u8]) -> String {

@@ -380,18 +380,8 @@ impl M2mEncoder {
             let mut b = desc(type_, MMAP, i, &mut plane);
             ioctl(fd, vidioc::VIDIOC_QUERYBUF, &mut b)?;
             let len = plane.length as usize;
-            // SAFETY: maps the plane at the offset the driver gave for it;
-            // unmapped in Drop.
-            let ptr = unsafe {
-                v4l2::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED,
-                    fd,
-                    plane.m.mem_offset as libc::off_t,
-                )
-            }?;
+            // SAFETY: the offset QUERYBUF gave for this plane; unmapped in Drop.
+            let ptr = crate::v4l2raw::map_buffer(fd, len, unsafe { plane.m.mem_offset })?;
             out.push(Mapped { ptr, len });
         }
         Ok(out)

@@ -140,18 +140,8 @@ impl Ring {
                 )
             }?;
             let len = b.length as usize;
-            // SAFETY: maps the driver's buffer at the offset it gave for this
-            // index; unmapped in Drop.
-            let ptr = unsafe {
-                v4l2::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED,
-                    fd,
-                    b.m.offset as libc::off_t,
-                )
-            }?;
+            // SAFETY: the offset QUERYBUF gave for this index; unmapped in Drop.
+            let ptr = crate::v4l2raw::map_buffer(fd, len, unsafe { b.m.offset })?;
             ring.bufs.push((ptr, len));
         }
         for index in 0..ring.bufs.len() {

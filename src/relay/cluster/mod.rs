@@ -135,6 +135,17 @@ impl Cluster {
         self.client.connection_state() == NatsState::Connected
     }
 
+    /// Publishes and waits until the message has left for NATS (so one
+    /// message at most is in flight per caller), or [`PUBLISH_TIMEOUT`].
+    async fn publish(&self, subject: String, payload: Bytes) -> bool {
+        let sent = timeout(PUBLISH_TIMEOUT, async {
+            self.client.publish(subject, payload).await?;
+            self.client.flush().await.map_err(async_nats::Error::from)
+        })
+        .await;
+        matches!(sent, Ok(Ok(())))
+    }
+
     /// Asks `node` (which holds the camera) to answer a settings request.
     pub async fn request(&self, node: &str, req: &RpcRequest) -> RpcReply {
         let subject = cluster_wire::rpc_subject(&self.config.name, node);
@@ -331,19 +342,7 @@ pub async fn run(app: Arc<App>, cluster: Arc<Cluster>) {
 
 async fn publish_presence(cluster: &Cluster, p: &Presence) -> bool {
     let subject = cluster_wire::presence_subject(&cluster.config.name);
-    let sent = timeout(PUBLISH_TIMEOUT, async {
-        cluster
-            .client
-            .publish(subject, Bytes::from(p.encode()))
-            .await?;
-        cluster
-            .client
-            .flush()
-            .await
-            .map_err(async_nats::Error::from)
-    })
-    .await;
-    matches!(sent, Ok(Ok(())))
+    cluster.publish(subject, Bytes::from(p.encode())).await
 }
 
 /// This node's presence: its connected cameras, and the remote cameras it
@@ -481,18 +480,11 @@ async fn forward(cluster: Arc<Cluster>, cam: Arc<Camera>) {
             continue;
         }
         let len = frame.jpeg.len() as u64;
-        let sent = timeout(PUBLISH_TIMEOUT, async {
-            cluster.client.publish(subject.clone(), frame.jpeg).await?;
-            cluster
-                .client
-                .flush()
-                .await
-                .map_err(async_nats::Error::from)
-        })
-        .await;
-        match sent {
-            Ok(Ok(())) => stats.sent(len),
-            _ => stats.count_drop(DropReason::Disconnected, 1),
+        let sent = cluster.publish(subject.clone(), frame.jpeg).await;
+        if sent {
+            stats.sent(len);
+        } else {
+            stats.count_drop(DropReason::Disconnected, 1);
         }
     }
 }
