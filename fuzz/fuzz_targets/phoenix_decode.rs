@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
         height: 1,
         format: "pattern".into(),
         fps: 1,
+        relay: None,
     };
     p.on_open(now, &hello);
     p.on_text(
