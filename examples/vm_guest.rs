@@ -1,8 +1,11 @@
 //! Helper run inside the `scripts/vm-test` guests (busybox + vivid + zerocam):
 //!
-//! - `vm_guest view URL FRAMES TIMEOUT_S`: a viewer. Connects to a relay's
-//!   `/cameras/{id}/ws`, receives FRAMES binary messages, decodes each JPEG
-//!   with a real decoder and prints one parseable `VIEWER ...` line.
+//! - `vm_guest view URL FRAMES TIMEOUT_S [DECODE_EVERY]`: a viewer. Connects
+//!   to a relay's `/cameras/{id}/ws`, receives FRAMES binary messages,
+//!   decodes each JPEG (or every DECODE_EVERY-th, the first always) with a
+//!   real decoder and prints one parseable `VIEWER ...` line. Latency cases
+//!   sample: decoding every 720p frame on an emulated CPU would make the
+//!   viewer the slowest hop, and its socket backlog the latency measured.
 //! - `vm_guest ctl DEVICE NAME [VALUE]`: sets a V4L2 control found by name
 //!   (vivid's error injection, e.g. "Disconnect"), like `v4l2-ctl --set-ctrl`.
 //! - `vm_guest ctls DEVICE`: lists the device's controls.
@@ -22,12 +25,17 @@ use v4l::control::{Control, Type, Value};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let res = match args.first().map(String::as_str) {
-        Some("view") if args.len() == 4 => match (args[2].parse(), args[3].parse()) {
-            (Ok(n), Ok(t)) => view(&args[1], n, Duration::from_secs_f64(t)),
-            _ => Err(anyhow::anyhow!(
-                "view: FRAMES and TIMEOUT_S must be numbers"
-            )),
-        },
+        Some("view") if args.len() == 4 || args.len() == 5 => {
+            let every = args.get(4).map_or(Ok(1), |e| e.parse::<u64>());
+            match (args[2].parse(), args[3].parse(), every) {
+                (Ok(n), Ok(t), Ok(every)) if every > 0 => {
+                    view(&args[1], n, Duration::from_secs_f64(t), every)
+                }
+                _ => Err(anyhow::anyhow!(
+                    "view: FRAMES, TIMEOUT_S and DECODE_EVERY (≥ 1) must be numbers"
+                )),
+            }
+        }
         Some("ctl") if args.len() == 3 || args.len() == 4 => {
             set_ctl(&args[1], &args[2], args.get(3).map(String::as_str))
         }
@@ -40,7 +48,7 @@ fn main() -> ExitCode {
             }
         }
         _ => Err(anyhow::anyhow!(
-            "usage: vm_guest view URL FRAMES TIMEOUT_S | ctl DEVICE NAME [VALUE] | ctls DEVICE | post URL TOKEN JSON | sink PORT FRAMES TIMEOUT_S MAGIC_HEX"
+            "usage: vm_guest view URL FRAMES TIMEOUT_S [DECODE_EVERY] | ctl DEVICE NAME [VALUE] | ctls DEVICE | post URL TOKEN JSON | sink PORT FRAMES TIMEOUT_S MAGIC_HEX"
         )),
     };
     match res {
@@ -56,6 +64,8 @@ fn main() -> ExitCode {
 #[derive(Default)]
 struct Tally {
     received: u64,
+    /// Frames given to the decoder.
+    tried: u64,
     decoded: u64,
     undecodable: u64,
     size: Option<(u16, u16)>,
@@ -88,8 +98,9 @@ impl Tally {
                 .unwrap_or(0.0)
         };
         format!(
-            "VIEWER received={} decoded={} undecodable={} size={size} fps={fps:.1} seq={seq} latency_ms_p50={:.0} latency_ms_p90={:.0} latency_ms_max={:.0}",
+            "VIEWER received={} tried={} decoded={} undecodable={} size={size} fps={fps:.1} seq={seq} latency_ms_p50={:.0} latency_ms_p90={:.0} latency_ms_max={:.0}",
             self.received,
+            self.tried,
             self.decoded,
             self.undecodable,
             q(0.5),
@@ -100,8 +111,9 @@ impl Tally {
 }
 
 /// Connects (retrying until the deadline: the relay or the camera may not be
-/// up yet) and counts frames until `frames` arrived or the time is up.
-fn view(url: &str, frames: u64, timeout: Duration) -> Result<()> {
+/// up yet) and counts frames until `frames` arrived or the time is up,
+/// decoding every `decode_every`-th one (the first included).
+fn view(url: &str, frames: u64, timeout: Duration, decode_every: u64) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let rest = url
         .strip_prefix("ws://")
@@ -141,6 +153,10 @@ fn view(url: &str, frames: u64, timeout: Duration) -> Result<()> {
                     let age = zerocam::frame::now_us().saturating_sub(m.ts_us);
                     t.latency_ms.push(age as f64 / 1000.0);
                 }
+                if (t.received - 1) % decode_every != 0 {
+                    continue;
+                }
+                t.tried += 1;
                 let mut d = jpeg_decoder::Decoder::new(&b[..]);
                 match d.decode() {
                     Ok(px) if !px.is_empty() => {
@@ -165,7 +181,7 @@ fn view(url: &str, frames: u64, timeout: Duration) -> Result<()> {
     }
     let _ = ws.close(None);
     println!("{}", t.line());
-    if t.received < frames || t.decoded < t.received {
+    if t.received < frames || t.decoded < t.tried {
         bail!("view: wanted {frames} decodable frames, {}", t.line());
     }
     Ok(())

@@ -49,7 +49,8 @@ pi_setup() {
         rustup component add rust-src >&2
     fi
     # v4l's bindgen loads libclang at build time.
-    if ! ldconfig -p 2>/dev/null | grep -q 'libclang'; then
+    # (libclang-cpp, which other packages bring, is not the one it loads.)
+    if ! ldconfig -p 2>/dev/null | grep -Eq 'libclang(-[0-9.]+)?\.so'; then
         pi_apt_install libclang-dev
     fi
     if [ "${1:-}" = qemu ] && ! command -v qemu-arm >/dev/null 2>&1; then

@@ -16,10 +16,12 @@ cam=$(scripts/build-pi zero | tail -1)
 cp "$cam" "$out/zerocam"
 target=$(pi_target zero)
 pi_log "building the ARMv6 relay and viewer for the VM test"
-cargo zigbuild -Zbuild-std=std,panic_abort --target "$target" --profile pi \
+# Helpers, not the binary under test: built with scripts/test-arm's
+# profile, so std and the shared dependencies that stage built are reused.
+cargo zigbuild -Zbuild-std=std,panic_abort --target "$target" --profile arm-test \
   --bin zerocam --example vm_guest --locked >&2
-cp "target/$target/pi/zerocam" "$out/zerocam-relay"
-cp "target/$target/pi/examples/vm_guest" "$out/vm_guest"
+cp "target/$target/arm-test/zerocam" "$out/zerocam-relay"
+cp "target/$target/arm-test/examples/vm_guest" "$out/vm_guest"
 echo "$out/zerocam"
 echo "$out/zerocam-relay"
 echo "$out/vm_guest"
