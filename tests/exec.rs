@@ -16,7 +16,7 @@ fn need_ffmpeg() {
         .is_ok_and(|o| o.status.success());
     assert!(
         ok,
-        "ffmpeg is missing: scripts/test installs it (apt-get install ffmpeg)"
+        "ffmpeg is missing: scripts/test installs it (Debian package: ffmpeg)"
     );
 }
 
