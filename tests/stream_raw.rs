@@ -207,7 +207,35 @@ fn forbidden_is_an_auth_failure_retried_slowly() {
     let attempts = relay.accepted.load(std::sync::atomic::Ordering::SeqCst);
     assert!(attempts <= 2, "{attempts} attempts in ~8 s after a 403");
     let line = cam.wait_log("HTTP 403", SEC).expect("logged");
-    assert!(line.contains("authentication"), "{line}");
+    assert!(
+        line.contains("HTTP 403: bad token, or the socket's connect/1 refused the params"),
+        "{line}"
+    );
+}
+
+#[test]
+fn idle_timeout_close_names_the_heartbeat_and_reconnects() {
+    // Bandit closes a socket idle past its timeout with 1002.
+    let relay = TestRelay::start(Behavior::CloseAfterFrames {
+        frames: 2,
+        code: 1002,
+    });
+    let cam = camera(&relay, &["--heartbeat", "7"]);
+    let line = cam
+        .wait_log("relay closed the link: 1002", 10 * SEC)
+        .expect("the close is logged");
+    assert!(
+        line.contains(
+            "the relay timed the link out: heartbeat_interval (7 s) is longer than its timeout?"
+        ),
+        "{line}"
+    );
+    assert!(
+        relay
+            .wait_for(10 * SEC, |e| matches!(e, Event::Accepted(2)).then_some(()))
+            .is_some(),
+        "a 1002 is not a refusal: the camera reconnects"
+    );
 }
 
 #[test]

@@ -44,9 +44,15 @@ pub enum ConnectError {
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // Phoenix answers 403 for any connect/1 that fails, not only
+            // for a bad token (e.g. a missing path param).
+            ConnectError::Refused(status) if status.as_u16() == 403 => f.write_str(
+                "refused by the relay (HTTP 403: bad token, or the socket's \
+                 connect/1 refused the params)",
+            ),
             ConnectError::Refused(status) => write!(
                 f,
-                "relay refused the camera: HTTP {} (authentication failed: check the token)",
+                "refused by the relay (HTTP {}: authentication required: check the token)",
                 status.as_u16()
             ),
             ConnectError::NoSubprotocol => f.write_str(

@@ -245,22 +245,36 @@ fn sleep_interruptibly(
     }
 }
 
-/// What a relay's close code means for the camera, in the log's words.
-fn close_reason(code: u16, reason: &str) -> (String, bool) {
+/// What a relay's close code means for the camera, in the log's words
+/// (PROTOCOL.md, "Closing"; the codes Bandit and Phoenix send), and whether
+/// it is a refusal. `heartbeat` is relay.heartbeat_interval, named when an
+/// idle timeout is the likely cause.
+fn close_reason(code: u16, reason: &str, heartbeat: Duration) -> (String, bool) {
     let hint = match code {
-        1002 => {
-            " (Bandit closes an idle socket with 1002: the relay heard nothing for \
-                 its timeout; lower relay.heartbeat_interval)"
-        }
-        1008 => " (policy: refused, like HTTP 403)",
-        1009 => {
-            " (a frame was too big for the relay: lower source.quality or \
+        1000 => " (normal closure: the relay is shutting down or let the camera go)".into(),
+        1001 => " (going away: the relay is shutting down)".into(),
+        // Bandit closes a socket that was idle past its timeout with 1002.
+        1002 => format!(
+            " (the relay timed the link out: heartbeat_interval ({} s) is longer \
+             than its timeout?)",
+            heartbeat.as_secs()
+        ),
+        1008 => " (policy: refused, like HTTP 403)".into(),
+        1009 => " (a frame was too big for the relay: lower source.quality or \
                  source.size, or raise the relay's limit)"
-        }
-        _ => "",
+            .into(),
+        1011 => " (the relay hit an internal error)".into(),
+        // Phoenix closes channel sockets with 1012 when its endpoint stops.
+        1012 => " (service restart: the relay is restarting)".into(),
+        _ => String::new(),
+    };
+    let reason = if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" {reason}")
     };
     (
-        format!("relay closed the link: {code} {reason}{hint}"),
+        format!("relay closed the link: {code}{reason}{hint}"),
         code == 1008,
     )
 }
@@ -289,6 +303,8 @@ struct Connection<'a> {
     lowat: Option<usize>,
     /// Owed after hello and after every set, pause and resume.
     settings_due: Option<SettingsDue>,
+    /// relay.heartbeat_interval, for explaining an idle-timeout close.
+    heartbeat: Duration,
 }
 
 impl<'a> Connection<'a> {
@@ -306,6 +322,7 @@ impl<'a> Connection<'a> {
             flow: Flow::new(cfg, Instant::now()),
             lowat: Some(0),
             settings_due: None,
+            heartbeat: relay.heartbeat_interval,
         }
     }
 
@@ -471,7 +488,7 @@ impl<'a> Connection<'a> {
                 Message::Binary(b) => dialect.on_binary(b, now),
                 Message::Close(f) => {
                     let (why, refused) = match f {
-                        Some(f) => close_reason(u16::from(f.code), &f.reason),
+                        Some(f) => close_reason(u16::from(f.code), &f.reason, self.heartbeat),
                         None => ("relay closed the link".to_string(), false),
                     };
                     // tungstenite queues the close reply; flush it.
@@ -640,11 +657,31 @@ mod tests {
 
     #[test]
     fn close_codes_are_explained() {
-        let (why, refused) = close_reason(1002, "");
-        assert!(why.contains("heartbeat_interval") && !refused, "{why}");
-        let (why, refused) = close_reason(1009, "too big");
+        let hb = Duration::from_secs(30);
+        let (why, refused) = close_reason(1002, "", hb);
+        assert_eq!(
+            why,
+            "relay closed the link: 1002 (the relay timed the link out: \
+             heartbeat_interval (30 s) is longer than its timeout?)"
+        );
+        assert!(!refused);
+        let (why, refused) = close_reason(1009, "too big", hb);
         assert!(why.contains("source.quality") && !refused, "{why}");
-        assert!(close_reason(1008, "no").1);
-        assert!(!close_reason(1001, "bye").1);
+        assert!(close_reason(1008, "no", hb).1);
+        let (why, refused) = close_reason(1001, "bye", hb);
+        assert_eq!(
+            why,
+            "relay closed the link: 1001 bye (going away: the relay is shutting down)"
+        );
+        assert!(!refused);
+        let (why, _) = close_reason(1000, "", hb);
+        assert!(why.contains("normal closure"), "{why}");
+        let (why, _) = close_reason(1012, "", hb);
+        assert!(why.contains("service restart"), "{why}");
+        let (why, _) = close_reason(4000, "replaced by a newer connection", hb);
+        assert_eq!(
+            why,
+            "relay closed the link: 4000 replaced by a newer connection"
+        );
     }
 }

@@ -38,6 +38,9 @@ pub enum Behavior {
     SlowReader { bytes_per_sec: usize },
     /// Closes the connection after this many frames.
     DropAfterFrames(usize),
+    /// After this many frames, sends a close frame with this code (as
+    /// Bandit does on its idle timeout with 1002) and ends the connection.
+    CloseAfterFrames { frames: usize, code: u16 },
     /// Acks each frame only after `delay`; stops acking after `stop_after` acks.
     DelayedAck { delay: Duration, stop_after: usize },
     /// Acks nothing for the first `frames` frames, then every frame (a
@@ -344,6 +347,18 @@ fn serve(
                     Behavior::DelayedAck { .. } => pending_acks.push(Instant::now()),
                     Behavior::AckAfter(k) if frames > k => {
                         let _ = ws.send(Message::binary(vec![0x0A]));
+                    }
+                    Behavior::CloseAfterFrames { frames: k, code } if frames >= k => {
+                        let _ = ws.close(Some(CloseFrame {
+                            code: code.into(),
+                            reason: "".into(),
+                        }));
+                        let _ = ws.flush();
+                        let _ = tx.send(Event::Closed {
+                            conn: n,
+                            frame: None,
+                        });
+                        return;
                     }
                     Behavior::DropAfterFrames(k) if frames >= k => {
                         let _ = tx.send(Event::Closed {
