@@ -62,22 +62,33 @@ fn head(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// A metric without labels: its head and its one sample.
+fn scalar(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    head(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 /// The whole exposition; with `cluster`, this node's cluster figures too.
 pub fn render(hub: &Hub, cluster: Option<&super::cluster::Cluster>) -> String {
     let cams = hub.cameras();
     let mut o = String::with_capacity(4096);
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
 
-    head(&mut o, "zerocam_cameras", "gauge", "Cameras connected now.");
     let online = cams.iter().filter(|c| c.online()).count();
-    let _ = writeln!(o, "zerocam_cameras {online}");
-    head(
+    scalar(
+        &mut o,
+        "zerocam_cameras",
+        "gauge",
+        "Cameras connected now.",
+        online,
+    );
+    scalar(
         &mut o,
         "zerocam_cameras_known",
         "gauge",
         "Cameras the relay keeps track of, online or offline (at most server.max_cameras).",
+        cams.len(),
     );
-    let _ = writeln!(o, "zerocam_cameras_known {}", cams.len());
 
     head(
         &mut o,
@@ -230,16 +241,12 @@ pub fn render(hub: &Hub, cluster: Option<&super::cluster::Cluster>) -> String {
         );
     }
 
-    head(
+    scalar(
         &mut o,
         "zerocam_auth_failures_total",
         "counter",
         "Camera connections refused with 401/403.",
-    );
-    let _ = writeln!(
-        o,
-        "zerocam_auth_failures_total {}",
-        load(&hub.auth_failures)
+        load(&hub.auth_failures),
     );
     head(
         &mut o,
@@ -252,34 +259,26 @@ pub fn render(hub: &Hub, cluster: Option<&super::cluster::Cluster>) -> String {
         "zerocam_camera_refused_total{{reason=\"max_cameras\"}} {}",
         load(&hub.refused_full)
     );
-    head(
+    scalar(
         &mut o,
         "zerocam_cameras_forgotten_total",
         "counter",
         "Offline cameras forgotten (after server.forget_offline_after, or to make room for a new id).",
+        load(&hub.forgotten),
     );
-    let _ = writeln!(
-        o,
-        "zerocam_cameras_forgotten_total {}",
-        load(&hub.forgotten)
-    );
-    head(
+    scalar(
         &mut o,
         "zerocam_camera_replaced_total",
         "counter",
         "Camera connections closed because a newer one took the id.",
+        load(&hub.replaced),
     );
-    let _ = writeln!(o, "zerocam_camera_replaced_total {}", load(&hub.replaced));
-    head(
+    scalar(
         &mut o,
         "zerocam_camera_garbage_closed_total",
         "counter",
         "Camera connections closed for sending only invalid frames.",
-    );
-    let _ = writeln!(
-        o,
-        "zerocam_camera_garbage_closed_total {}",
-        load(&hub.garbage_closed)
+        load(&hub.garbage_closed),
     );
 
     head(
@@ -311,38 +310,26 @@ fn render_cluster(o: &mut String, c: &super::cluster::Cluster) {
         "zerocam_cluster_info{{node=\"{}\",cluster=\"{}\"}} 1",
         c.config.node, c.config.name
     );
-    head(
+    scalar(
         o,
         "zerocam_cluster_connected",
         "gauge",
         "1 while connected to NATS.",
+        u8::from(s.connected.load(Ordering::Relaxed)),
     );
-    let _ = writeln!(
-        o,
-        "zerocam_cluster_connected {}",
-        u8::from(s.connected.load(Ordering::Relaxed))
-    );
-    head(
+    scalar(
         o,
         "zerocam_cluster_nodes",
         "gauge",
         "Relay nodes known, this one included.",
+        s.nodes.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        o,
-        "zerocam_cluster_nodes {}",
-        s.nodes.load(Ordering::Relaxed)
-    );
-    head(
+    scalar(
         o,
         "zerocam_cluster_remote_viewers",
         "gauge",
         "Viewers on other nodes of the cameras connected to this one.",
-    );
-    let _ = writeln!(
-        o,
-        "zerocam_cluster_remote_viewers {}",
-        s.remote_viewers.load(Ordering::Relaxed)
+        s.remote_viewers.load(Ordering::Relaxed),
     );
     for (name, help, v) in [
         (
@@ -366,8 +353,7 @@ fn render_cluster(o: &mut String, c: &super::cluster::Cluster) {
             load(&s.bytes_received),
         ),
     ] {
-        head(o, name, "counter", help);
-        let _ = writeln!(o, "{name} {v}");
+        scalar(o, name, "counter", help, v);
     }
     head(
         o,
