@@ -126,6 +126,15 @@ impl std::fmt::Display for Invalid {
     }
 }
 
+/// Parses one JSON message of at most [`MAX_MESSAGE`] bytes; `what`
+/// names it in the error.
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Invalid> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(Invalid(format!("{what} of {} bytes", bytes.len())));
+    }
+    serde_json::from_slice(bytes).map_err(|e| Invalid(format!("{what} is not valid JSON: {e}")))
+}
+
 impl Presence {
     /// The message bytes.
     pub fn encode(&self) -> Vec<u8> {
@@ -134,11 +143,7 @@ impl Presence {
 
     /// Parses and checks a presence message.
     pub fn decode(bytes: &[u8]) -> Result<Presence, Invalid> {
-        if bytes.len() > MAX_MESSAGE {
-            return Err(Invalid(format!("presence of {} bytes", bytes.len())));
-        }
-        let p: Presence = serde_json::from_slice(bytes)
-            .map_err(|e| Invalid(format!("presence is not valid JSON: {e}")))?;
+        let p: Presence = parse(bytes, "presence")?;
         if p.v != VERSION {
             return Err(Invalid(format!(
                 "presence version {} (this relay speaks {VERSION})",
@@ -195,11 +200,7 @@ impl RpcRequest {
 
     /// Parses and checks a request.
     pub fn decode(bytes: &[u8]) -> Result<RpcRequest, Invalid> {
-        if bytes.len() > MAX_MESSAGE {
-            return Err(Invalid(format!("request of {} bytes", bytes.len())));
-        }
-        let r: RpcRequest = serde_json::from_slice(bytes)
-            .map_err(|e| Invalid(format!("request is not valid JSON: {e}")))?;
+        let r: RpcRequest = parse(bytes, "request")?;
         check_id("camera", &r.camera).map_err(|e| Invalid(e.to_string()))?;
         if r.method != "GET" && r.method != "POST" {
             return Err(Invalid(format!("request method `{}`", r.method)));
@@ -216,11 +217,7 @@ impl RpcReply {
 
     /// Parses a reply.
     pub fn decode(bytes: &[u8]) -> Result<RpcReply, Invalid> {
-        if bytes.len() > MAX_MESSAGE {
-            return Err(Invalid(format!("reply of {} bytes", bytes.len())));
-        }
-        let r: RpcReply = serde_json::from_slice(bytes)
-            .map_err(|e| Invalid(format!("reply is not valid JSON: {e}")))?;
+        let r: RpcReply = parse(bytes, "reply")?;
         if !(100..=599).contains(&r.status) {
             return Err(Invalid(format!("reply status {}", r.status)));
         }
