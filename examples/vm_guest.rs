@@ -171,8 +171,7 @@ fn view(url: &str, frames: u64, timeout: Duration, decode_every: u64) -> Result<
                 break;
             }
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if read_timed_out(&e) => {}
             Err(e) => {
                 eprintln!("vm_guest: viewer socket error: {e}");
                 break;
@@ -234,8 +233,7 @@ fn sink(port: u16, frames: u64, timeout: Duration, magic_hex: &str) -> Result<()
                 dims = (word(12), word(16));
             }
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if read_timed_out(&e) => {}
             Err(e) => {
                 eprintln!("vm_guest: sink: {e}");
                 break;
@@ -320,4 +318,9 @@ fn set_ctl(device: &str, name: &str, value: Option<&str>) -> Result<()> {
         .with_context(|| format!("set {name:?} on {device}"))?;
     println!("CTL {device} {name:?} set");
     Ok(())
+}
+
+/// True when a read ended only because the socket's read timeout passed.
+fn read_timed_out(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut))
 }

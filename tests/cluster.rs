@@ -201,11 +201,7 @@ impl Viewer {
                         s.lock().unwrap().push(common::meta(&b).seq);
                     }
                     Ok(_) => {}
-                    Err(tungstenite::Error::Io(e))
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) => {}
+                    Err(e) if common::read_timed_out(&e) => {}
                     Err(_) => break,
                 }
             }

@@ -333,11 +333,7 @@ fn serve(
             | Err(tungstenite::Error::ConnectionClosed)
             | Err(tungstenite::Error::AlreadyClosed) => break,
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if common::read_timed_out(&e) => {}
             Err(_) => break,
         }
     }

@@ -385,8 +385,7 @@ fn serve(
                 return;
             }
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if read_timed_out(&e) => {}
             Err(_) => {
                 let _ = tx.send(Event::Closed {
                     conn: n,
@@ -519,3 +518,9 @@ pub fn temp_path(name: &str) -> PathBuf {
 }
 
 pub const SEC: Duration = Duration::from_secs(1);
+
+/// True when a WebSocket read ended only because the socket's read timeout
+/// passed (the tests' readers poll a stop flag between reads).
+pub fn read_timed_out(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut))
+}
