@@ -22,6 +22,10 @@ defmodule PhoenixExamples do
     optional: [drainer_spec: 1, handle_control: 2]
   }
 
+  # GenServer's callbacks, from the running Elixir.
+  @gen_all GenServer.behaviour_info(:callbacks)
+  @gen_opt GenServer.behaviour_info(:optional_callbacks)
+
   @behaviours %{
     "Phoenix.Socket.Transport" => @transport,
     "Phoenix.Socket" => %{required: [id: 1], optional: [connect: 2, connect: 3]},
@@ -40,29 +44,21 @@ defmodule PhoenixExamples do
     "WebSock" => %{
       required: [init: 1, handle_in: 2, handle_info: 2],
       optional: [handle_control: 2, terminate: 2]
-    }
+    },
+    "GenServer" => %{required: @gen_all -- @gen_opt, optional: @gen_opt}
   }
 
   # What `use X` declares and which callbacks it defines itself.
   # `use Phoenix.Socket` implements the whole Transport behaviour on top of
   # Phoenix.Socket's; `use GenServer` defines every callback but init/1.
-  defp uses do
-    gen_all = GenServer.behaviour_info(:callbacks)
-    gen_opt = GenServer.behaviour_info(:optional_callbacks)
+  @uses %{
+    "Phoenix.Socket" =>
+      {["Phoenix.Socket", "Phoenix.Socket.Transport"], @transport.required ++ @transport.optional},
+    "Phoenix.Channel" => {["Phoenix.Channel"], []},
+    "GenServer" => {["GenServer"], @gen_all -- [init: 1]}
+  }
 
-    %{
-      "Phoenix.Socket" =>
-        {["Phoenix.Socket", "Phoenix.Socket.Transport"],
-         @transport.required ++ @transport.optional},
-      "Phoenix.Channel" => {["Phoenix.Channel"], []},
-      "GenServer" => {["GenServer"], gen_all -- [init: 1]},
-      :gen_server => %{required: gen_all -- gen_opt, optional: gen_opt}
-    }
-  end
-
-  def behaviour(name) do
-    if name == "GenServer", do: uses()[:gen_server], else: @behaviours[name]
-  end
+  defp behaviour(name), do: @behaviours[name]
 
   def check_dir(dir) do
     files = Path.wildcard(Path.join(dir, "*.ex")) |> Enum.sort()
@@ -115,7 +111,7 @@ defmodule PhoenixExamples do
         {:use, _, [u | opts]}, {bs, pr, fs} ->
           name = alias_name(u)
 
-          case uses()[name] do
+          case @uses[name] do
             {declared, defs} -> {bs ++ declared, pr ++ defs, fs}
             # `use MyAppWeb, :controller` and the like: the app's own, no behaviour.
             nil when opts != [] and is_atom(hd(opts)) -> {bs, pr, fs}
