@@ -221,3 +221,27 @@ fn a_pause_stops_the_child_and_a_resume_starts_it_again() {
     );
     let _ = std::fs::remove_file(cfg);
 }
+
+#[test]
+fn a_child_that_closes_its_output_before_exiting_is_named_by_its_exit_status() {
+    let relay = TestRelay::start(Behavior::Normal { ack: true });
+    // stdout closes 300 ms before the exit: the log still says why it ended.
+    let cam = camera(&relay, r#"exec:sh -c "exec >&-; sleep 0.3; exit 3""#, &[]);
+    assert!(
+        cam.wait_log("sh stopped (exit status: 3)", 15 * SEC)
+            .is_some()
+    );
+}
+
+#[test]
+fn a_child_that_closes_its_output_and_runs_on_is_stopped() {
+    let relay = TestRelay::start(Behavior::Normal { ack: true });
+    let cam = camera(&relay, r#"exec:sh -c "exec >&-; exec sleep 60""#, &[]);
+    let pid = child_pid(&cam, 0);
+    assert!(
+        cam.wait_log("sh stopped (closed its output but kept running)", 15 * SEC)
+            .is_some()
+    );
+    assert!(gone_within(pid, 5 * SEC), "the child outlived its restart");
+    assert_ne!(pid, child_pid(&cam, 1));
+}

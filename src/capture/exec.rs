@@ -36,6 +36,9 @@ use crate::wire::jpeg;
 pub const TERM_GRACE: Duration = Duration::from_secs(2);
 /// Stderr lines logged per 10 s; the rest are counted in one line.
 pub const STDERR_LINES: usize = 20;
+/// How long a child that closed its output gets to exit, so its exit
+/// status can be logged.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
 /// A child silent for this long (or 3 frame periods, if longer) is stalled.
 const MIN_STALL: Duration = Duration::from_secs(5);
 /// One poll slice, so the capture loop beats and sees shutdown promptly.
@@ -341,11 +344,20 @@ impl ExecSource {
         })
     }
 
-    /// The child's exit, as an error to restart on.
+    /// The child's exit, as an error to restart on. Its stdout closes a
+    /// moment before it is reaped (a loaded machine makes that moment
+    /// long), so it gets [`EXIT_GRACE`] to exit: its exit status is what
+    /// tells the user why it stopped.
     fn exited(&mut self) -> io::Error {
-        let status = match self.child.try_wait() {
-            Ok(Some(st)) => st.to_string(),
-            _ => "closed its output".to_string(),
+        let end = Instant::now() + EXIT_GRACE;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) => break st.to_string(),
+                Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(10)),
+                // Still running without its output: Drop stops it.
+                Ok(None) => break "closed its output but kept running".to_string(),
+                Err(e) => break format!("closed its output; cannot wait for it: {e}"),
+            }
         };
         io::Error::new(
             io::ErrorKind::UnexpectedEof,
