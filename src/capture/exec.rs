@@ -349,15 +349,11 @@ impl ExecSource {
     /// long), so it gets [`EXIT_GRACE`] to exit: its exit status is what
     /// tells the user why it stopped.
     fn exited(&mut self) -> io::Error {
-        let end = Instant::now() + EXIT_GRACE;
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(st)) => break st.to_string(),
-                Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(10)),
-                // Still running without its output: Drop stops it.
-                Ok(None) => break "closed its output but kept running".to_string(),
-                Err(e) => break format!("closed its output; cannot wait for it: {e}"),
-            }
+        let status = match exit_within(&mut self.child, EXIT_GRACE) {
+            Ok(Some(st)) => st.to_string(),
+            // Still running without its output: Drop stops it.
+            Ok(None) => "closed its output but kept running".to_string(),
+            Err(e) => format!("closed its output; cannot wait for it: {e}"),
         };
         io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -421,17 +417,29 @@ fn forward_stderr(name: String, stderr: std::process::ChildStderr) {
     }
 }
 
+/// The child's exit status if it exits within `within` (reaping it), or
+/// `None` if it is still running then.
+fn exit_within(
+    child: &mut Child,
+    within: Duration,
+) -> io::Result<Option<std::process::ExitStatus>> {
+    let end = Instant::now() + within;
+    loop {
+        match child.try_wait()? {
+            Some(st) => return Ok(Some(st)),
+            None if Instant::now() < end => std::thread::sleep(Duration::from_millis(10)),
+            None => return Ok(None),
+        }
+    }
+}
+
 impl Drop for ExecSource {
     fn drop(&mut self) {
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: signals to the child's own process group.
         unsafe { libc::kill(-pid, libc::SIGTERM) };
-        let end = Instant::now() + TERM_GRACE;
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if let Ok(Some(_)) = exit_within(&mut self.child, TERM_GRACE) {
+            return;
         }
         log::warn!("exec: {} ignored SIGTERM; killing it", self.program);
         // SAFETY: as above.
