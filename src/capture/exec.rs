@@ -8,7 +8,12 @@
 //!   [`split_command`]), in its own process group, with
 //!   `PR_SET_PDEATHSIG = SIGKILL`: if zerocam dies, even by SIGKILL, so does
 //!   the child. Dropping the source sends SIGTERM to the group, then SIGKILL
-//!   after [`TERM_GRACE`]. No orphan, ever.
+//!   after [`TERM_GRACE`] to whatever of the group is left (a wrapper
+//!   script that obeys SIGTERM around a program that does not). No orphan.
+//!   One limit: PDEATHSIG reaches only the direct child, so a program that
+//!   a wrapper script started outlives a SIGKILLed zerocam; under systemd
+//!   (`deploy/zerocam.service`, default `KillMode=control-group`) the
+//!   restart kills it with the rest of the service.
 //! - `source.format` says what it writes: `MJPG`/`JPEG` is a stream of
 //!   concatenated JPEGs, split at SOI … EOI with the shared marker walker
 //!   (bytes outside a JPEG are counted as corrupt); `YUYV`, `NV12`, `YU12`
@@ -25,7 +30,7 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{FrameData, FrameSource, Granted, SourceFormat, SourceFrame};
@@ -419,32 +424,87 @@ fn forward_stderr(name: String, stderr: std::process::ChildStderr) {
 
 /// The child's exit status if it exits within `within` (reaping it), or
 /// `None` if it is still running then.
-fn exit_within(
-    child: &mut Child,
-    within: Duration,
-) -> io::Result<Option<std::process::ExitStatus>> {
+fn exit_within(child: &mut Child, within: Duration) -> io::Result<Option<ExitStatus>> {
+    let mut status = None;
+    poll_until(within, || {
+        status = child.try_wait().transpose();
+        status.is_some()
+    });
+    status.transpose()
+}
+
+/// Calls `done` every 10 ms until it says yes (then `true`) or `within`
+/// has passed (then `false`).
+fn poll_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + within;
     loop {
-        match child.try_wait()? {
-            Some(st) => return Ok(Some(st)),
-            None if Instant::now() < end => std::thread::sleep(Duration::from_millis(10)),
-            None => return Ok(None),
+        if done() {
+            return true;
         }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
+/// Whether a live process is left in process group `pgid`. A zombie does
+/// not count: its new parent reaps it when it will (a container's init
+/// may never), and it holds nothing.
+fn group_alive(pgid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the group has a member.
+    if unsafe { libc::kill(-pgid, 0) } != 0 {
+        return false;
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    procs.flatten().any(|p| {
+        // Fields after the command name: state, ppid, pgrp.
+        std::fs::read_to_string(p.path().join("stat")).is_ok_and(|stat| {
+            let mut f = stat
+                .rsplit_once(')')
+                .map_or("", |(_, r)| r)
+                .split_whitespace();
+            let state = f.next().unwrap_or("Z");
+            let pgrp = f.nth(1).and_then(|g| g.parse::<libc::pid_t>().ok());
+            pgrp == Some(pgid) && state != "Z" && state != "X"
+        })
+    })
+}
+
 impl Drop for ExecSource {
+    /// SIGTERM to the whole group, and SIGKILL after [`TERM_GRACE`] if the
+    /// child or anything it started is still there: a wrapper script that
+    /// exits on SIGTERM must not leave its camera program behind.
     fn drop(&mut self) {
-        let pid = self.child.id() as libc::pid_t;
+        let pgid = self.child.id() as libc::pid_t;
         // SAFETY: signals to the child's own process group.
-        unsafe { libc::kill(-pid, libc::SIGTERM) };
-        if let Ok(Some(_)) = exit_within(&mut self.child, TERM_GRACE) {
+        unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        let child = &mut self.child;
+        let mut reaped = false;
+        let gone = poll_until(TERM_GRACE, || {
+            reaped = reaped || !matches!(child.try_wait(), Ok(None));
+            reaped && !group_alive(pgid)
+        });
+        if gone {
             return;
         }
-        log::warn!("exec: {} ignored SIGTERM; killing it", self.program);
-        // SAFETY: as above.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
-        let _ = self.child.wait();
+        log::warn!(
+            "exec: {} ignored SIGTERM; killing its process group",
+            self.program
+        );
+        // SAFETY: as above; the group still has a member, so its id is not
+        // reused.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        if !reaped {
+            let _ = self.child.wait();
+        }
+        // SIGKILL lands when each is next scheduled: wait a little, so the
+        // next start does not find the camera still held.
+        if !poll_until(Duration::from_secs(1), || !group_alive(pgid)) {
+            log::warn!("exec: process group {pgid} survived SIGKILL (stuck in the kernel?)");
+        }
     }
 }
 
@@ -557,6 +617,71 @@ pub fn format_of(fourcc: Option<[u8; 4]>) -> SourceFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether a `sleep` in group `pgid` ignores SIGTERM.
+    fn sleep_ignores_term(pgid: libc::pid_t) -> bool {
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return false;
+        };
+        procs.flatten().any(|p| {
+            let status = std::fs::read_to_string(p.path().join("status")).unwrap_or_default();
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(str::trim)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+            let pgrp = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(2));
+            field("Name:") == "sleep"
+                && pgrp == Some(&pgid.to_string())
+                && u64::from_str_radix(&field("SigIgn:"), 16)
+                    .is_ok_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
+        })
+    }
+
+    #[test]
+    fn dropping_a_source_stops_its_whole_group_even_one_that_ignores_sigterm() {
+        let argv = |s: &str| split_command(s).unwrap();
+        // A child and its own child (the group), obeying SIGTERM.
+        let src = ExecSource::start(
+            &argv("sh -c 'sleep 60 & wait'"),
+            SourceFormat::Mjpeg,
+            8,
+            8,
+            1,
+        )
+        .unwrap();
+        let pgid = src.child.id() as libc::pid_t;
+        assert!(group_alive(pgid));
+        let t0 = Instant::now();
+        drop(src);
+        assert!(!group_alive(pgid), "a process of the group outlived drop");
+        assert!(t0.elapsed() < TERM_GRACE, "SIGTERM was enough");
+        // A wrapper that obeys SIGTERM around a program that ignores it:
+        // the program is SIGKILLed after the grace, not left behind.
+        let src = ExecSource::start(
+            &argv("sh -c '(trap \"\" TERM; exec sleep 60) & wait'"),
+            SourceFormat::Mjpeg,
+            8,
+            8,
+            1,
+        )
+        .unwrap();
+        let pgid = src.child.id() as libc::pid_t;
+        assert!(
+            poll_until(Duration::from_secs(5), || sleep_ignores_term(pgid)),
+            "the program did not start ignoring SIGTERM"
+        );
+        let t0 = Instant::now();
+        drop(src);
+        assert!(!group_alive(pgid), "a process of the group outlived drop");
+        assert!(t0.elapsed() >= TERM_GRACE, "killed before the grace");
+    }
 
     #[test]
     fn commands_split_like_a_shell() {
