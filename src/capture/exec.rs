@@ -460,17 +460,20 @@ fn group_alive(pgid: libc::pid_t) -> bool {
         return true;
     };
     procs.flatten().any(|p| {
-        // Fields after the command name: state, ppid, pgrp.
-        std::fs::read_to_string(p.path().join("stat")).is_ok_and(|stat| {
-            let mut f = stat
-                .rsplit_once(')')
-                .map_or("", |(_, r)| r)
-                .split_whitespace();
-            let state = f.next().unwrap_or("Z");
-            let pgrp = f.nth(1).and_then(|g| g.parse::<libc::pid_t>().ok());
-            pgrp == Some(pgid) && state != "Z" && state != "X"
-        })
+        std::fs::read_to_string(p.path().join("stat"))
+            .ok()
+            .and_then(|stat| state_and_group(&stat))
+            .is_some_and(|(state, pgrp)| pgrp == pgid && state != 'Z' && state != 'X')
     })
+}
+
+/// A process's state letter and process group, from its `/proc/PID/stat`
+/// (fields after the command name, which may hold blanks and parentheses).
+fn state_and_group(stat: &str) -> Option<(char, libc::pid_t)> {
+    let mut f = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    let pgrp = f.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
 }
 
 impl Drop for ExecSource {
@@ -634,11 +637,8 @@ mod tests {
                     .to_string()
             };
             let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
-            let pgrp = stat
-                .rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().nth(2));
             field("Name:") == "sleep"
-                && pgrp == Some(&pgid.to_string())
+                && state_and_group(&stat).is_some_and(|(_, pgrp)| pgrp == pgid)
                 && u64::from_str_radix(&field("SigIgn:"), 16)
                     .is_ok_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
         })
