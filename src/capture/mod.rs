@@ -1,7 +1,6 @@
 //! The capture stage: where frames come from (V4L2 or the test pattern),
 //! and the thread that turns them into JPEG frames in the pipeline's slot.
 
-pub mod controls;
 pub mod exec;
 pub mod mode;
 pub mod pattern;
@@ -121,7 +120,7 @@ pub trait FrameSource {
         false
     }
     /// The image controls the source has, with their current values.
-    fn controls(&mut self) -> Vec<controls::ControlInfo> {
+    fn controls(&mut self) -> Vec<crate::wire::controls::ControlInfo> {
         Vec::new()
     }
     /// Sets control `id` to `value` (already checked against its range).
@@ -291,14 +290,18 @@ fn apply_controls(p: &Pipeline, src: &mut dyn FrameSource, requests: Vec<(String
     for (name, v) in requests {
         let Some(c) = infos.iter().find(|c| c.name == name) else {
             let names: Vec<&str> = infos.iter().map(|c| c.name.as_str()).collect();
-            log::warn!(
-                "control {name}: this source has no such control (it has: {})",
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
+            if names.is_empty() {
+                // An exec: source: its program owns the image.
+                log::warn!(
+                    "control {name}: this source has no image controls \
+                     (an exec: source's go on its command line)"
+                );
+            } else {
+                log::warn!(
+                    "control {name}: this source has no such control (it has: {})",
                     names.join(", ")
-                }
-            );
+                );
+            }
             continue;
         };
         match c.resolve(&v) {
@@ -309,7 +312,7 @@ fn apply_controls(p: &Pipeline, src: &mut dyn FrameSource, requests: Vec<(String
             Err(why) => log::warn!("{why}"),
         }
     }
-    let (values, ranges) = controls::report(&src.controls());
+    let (values, ranges) = crate::wire::controls::report(&src.controls());
     p.desk
         .publish(crate::pipeline::ControlReport { values, ranges });
     p.waker.wake();

@@ -6,9 +6,9 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::controls::{ControlInfo, Kind};
 use super::{FrameSource, Granted, SourceFrame};
 use crate::encode::{RawFormat, RawImage};
+use crate::wire::controls::{ControlInfo, Kind};
 
 /// 75 % colour bars as (Y, U, V), BT.601 studio range.
 const BARS: [(u8, u8, u8); 8] = [

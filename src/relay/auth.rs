@@ -95,7 +95,8 @@ impl CameraAuth {
     }
 }
 
-/// Optional viewer auth; empty means open.
+/// Tokens and basic users of one role: the viewers (`[server.viewers]`,
+/// empty means open) or the admin (`[server.admin]`).
 #[derive(Debug, Clone, Default)]
 pub struct ViewerAuth {
     pub tokens: Vec<String>,
@@ -104,7 +105,7 @@ pub struct ViewerAuth {
 }
 
 impl ViewerAuth {
-    /// True when viewers need no credentials.
+    /// True when no credential is configured.
     pub fn is_open(&self) -> bool {
         self.tokens.is_empty() && self.basic.is_empty()
     }
@@ -114,36 +115,66 @@ impl ViewerAuth {
         if self.is_open() {
             return Ok(());
         }
+        self.check_as("viewer", uri, headers)
+    }
+
+    /// Checks a request against this role's credentials, naming `role` in
+    /// a refusal. Every credential the request carries counts (basic, the
+    /// bearer header and `?token=`): a page that adds the viewer's token to
+    /// its URL and the admin's to its header is the admin.
+    pub fn check_as(&self, role: &str, uri: &Uri, headers: &HeaderMap) -> Result<(), Denied> {
         let auth = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        if let Some(b64) = auth.and_then(|a| a.strip_prefix("Basic ")) {
-            let decoded = base64::engine::general_purpose::STANDARD
+        let basic = auth.and_then(|a| a.strip_prefix("Basic ")).map(|b64| {
+            base64::engine::general_purpose::STANDARD
                 .decode(b64.trim())
                 .ok()
-                .and_then(|v| String::from_utf8(v).ok());
-            return match decoded {
-                Some(pair) if self.basic.iter().any(|b| ct_eq(b, &pair)) => Ok(()),
-                _ => Err(Denied::wrong("user or password not accepted")),
-            };
+                .and_then(|v| String::from_utf8(v).ok())
+        });
+        if let Some(Some(pair)) = &basic {
+            if self.basic.iter().any(|b| ct_eq(b, pair)) {
+                return Ok(());
+            }
         }
-        match token_from(uri, headers) {
-            Some(t) if self.tokens.iter().any(|v| ct_eq(v, &t)) => Ok(()),
-            Some(_) => Err(Denied::wrong("viewer token not accepted")),
-            None => Err(Denied::missing("viewer credentials")),
+        let bearer = auth
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        let offered: Vec<String> = query_token(uri).into_iter().chain(bearer).collect();
+        if offered
+            .iter()
+            .any(|t| self.tokens.iter().any(|v| ct_eq(v, t)))
+        {
+            return Ok(());
+        }
+        if basic.is_some() {
+            Err(Denied::wrong(format!(
+                "{role} user or password not accepted"
+            )))
+        } else if !offered.is_empty() {
+            Err(Denied::wrong(format!("{role} token not accepted")))
+        } else {
+            Err(Denied::missing(&format!("{role} credentials")))
         }
     }
 }
 
+/// The non-empty `?token=` of a request, decoded.
+fn query_token(uri: &Uri) -> Option<String> {
+    uri.query()
+        .and_then(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == "token")
+                .map(|(_, v)| percent_decode(v))
+        })
+        .filter(|t| !t.is_empty())
+}
+
 /// The token from `?token=` or `Authorization: Bearer`, query first.
 pub fn token_from(uri: &Uri, headers: &HeaderMap) -> Option<String> {
-    let from_query = uri.query().and_then(|q| {
-        q.split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == "token")
-            .map(|(_, v)| percent_decode(v))
-    });
-    from_query.filter(|t| !t.is_empty()).or_else(|| {
+    query_token(uri).or_else(|| {
         headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())

@@ -32,13 +32,16 @@ pub const NOTSENT_LOWAT: usize = 32 << 10;
 pub struct ConnInfo {
     written: watch::Sender<u64>,
     timed_out: AtomicBool,
+    /// The peer's address, as accepted.
+    pub peer: std::net::SocketAddr,
 }
 
 impl ConnInfo {
-    fn new() -> ConnInfo {
+    fn new(peer: std::net::SocketAddr) -> ConnInfo {
         ConnInfo {
             written: watch::channel(0).0,
             timed_out: AtomicBool::new(false),
+            peer,
         }
     }
 
@@ -98,7 +101,7 @@ impl Listener for RelayListener {
             match self.inner.accept().await {
                 Ok((s, addr)) => {
                     tune(&s);
-                    return (Conn::new(s, self.write_timeout), addr);
+                    return (Conn::new(s, addr, self.write_timeout), addr);
                 }
                 Err(e) => {
                     // Out of fds or memory: wait a moment instead of spinning.
@@ -141,10 +144,10 @@ pub struct Conn {
 }
 
 impl Conn {
-    fn new(inner: TcpStream, timeout: Duration) -> Conn {
+    fn new(inner: TcpStream, peer: std::net::SocketAddr, timeout: Duration) -> Conn {
         Conn {
             inner,
-            info: Arc::new(ConnInfo::new()),
+            info: Arc::new(ConnInfo::new(peer)),
             timeout,
             stalled: None,
         }
@@ -240,8 +243,8 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let client = TcpStream::connect(addr).await.unwrap();
-        let (server, _) = l.accept().await.unwrap();
-        let mut conn = Conn::new(server, Duration::from_secs(10));
+        let (server, peer) = l.accept().await.unwrap();
+        let mut conn = Conn::new(server, peer, Duration::from_secs(10));
         let info = conn.info.clone();
         let chunk = vec![0u8; 64 << 10];
         let r = tokio::time::timeout(Duration::from_secs(3600), async {

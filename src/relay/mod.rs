@@ -215,6 +215,8 @@ pub fn demo(o: DemoOptions) -> anyhow::Result<()> {
             shared: vec![token.clone()],
             ..Default::default()
         },
+        // The settings panel works out of the box, from this machine only.
+        admin_loopback: true,
         ..Settings::default()
     };
     let rt = runtime()?;
@@ -254,6 +256,10 @@ pub fn demo(o: DemoOptions) -> anyhow::Result<()> {
         format!("http://{local}/")
     };
     println!("zerocam demo: open {shown} in a browser (Ctrl-C to stop)");
+    println!(
+        "zerocam demo: settings may be changed from this machine without a token \
+         (a real relay takes [server.admin] tokens)"
+    );
     let early = rt.block_on(async {
         tokio::select! {
             _ = shutdown_signal() => None,

@@ -31,6 +31,7 @@ use super::{auth, ingest, metrics};
 use crate::config::check_id;
 use crate::wire::MAX_CONTROL_MESSAGE;
 use crate::wire::cluster::{RpcReply, RpcRequest};
+use crate::wire::controls::ControlInfo;
 
 /// The viewer page (static; it reads everything else from the JSON routes).
 const PAGE: &str = include_str!("page.html");
@@ -379,30 +380,32 @@ pub fn parse_change(
                     ));
                 };
                 for (name, value) in c {
-                    if crate::wire::message::ControlValue::from_json(value).is_none() {
+                    let Some(cv) = crate::wire::message::ControlValue::from_json(value) else {
                         return Err(format!(
                             "controls.{name}: expected a number, true/false or a menu item's name, found {value}"
                         ));
-                    }
-                    if let Some(ranges) = ranges {
-                        let Some(range) = ranges.get(name) else {
-                            let names: Vec<&str> = ranges.keys().map(String::as_str).collect();
-                            return Err(format!(
+                    };
+                    let Some(ranges) = ranges else { continue };
+                    let Some(range) = ranges.get(name) else {
+                        let names: Vec<&str> = ranges.keys().map(String::as_str).collect();
+                        return Err(if names.is_empty() {
+                            format!(
+                                "controls.{name}: this camera's source has no image controls \
+                                 (an exec: source's are set on its command line)"
+                            )
+                        } else {
+                            format!(
                                 "controls.{name}: the camera has no such control (it has: {})",
                                 names.join(", ")
-                            ));
-                        };
-                        if let (Some(x), Some(min), Some(max)) = (
-                            value.as_i64(),
-                            range.get("min").and_then(Value::as_i64),
-                            range.get("max").and_then(Value::as_i64),
-                        ) {
-                            if x < min || x > max {
-                                return Err(format!(
-                                    "controls.{name}: {x} is out of range ({min}..={max})"
-                                ));
-                            }
-                        }
+                            )
+                        });
+                    };
+                    // The camera's own check, on the ranges it reported:
+                    // the type, the range, the step, a menu's items.
+                    if let Some(control) = ControlInfo::from_range(name, range) {
+                        control.resolve(&cv).map_err(|e| {
+                            format!("controls.{}", e.trim_start_matches("control "))
+                        })?;
                     }
                 }
                 if !c.is_empty() {
@@ -431,6 +434,7 @@ pub fn parse_change(
 /// camera.
 async fn settings_post(
     State(app): State<Arc<App>>,
+    ConnectInfo(conn): ConnectInfo<ConnHandle>,
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -443,14 +447,18 @@ async fn settings_post(
         }
     };
     let admin = &app.settings.admin_auth;
-    if admin.is_open() {
+    let trusted = app.settings.admin_loopback && conn.0.peer.ip().is_loopback();
+    if !trusted && admin.is_open() {
         reject(SettingsReject::Forbidden);
         return plain(
             StatusCode::FORBIDDEN,
             "changing camera settings needs [server.admin] tokens or basic users on this relay",
         );
     }
-    if let Err(d) = admin.check(&uri, &headers) {
+    if let Err(d) = admin
+        .check_as("admin", &uri, &headers)
+        .or_else(|d| if trusted { Ok(()) } else { Err(d) })
+    {
         reject(if d.status == StatusCode::UNAUTHORIZED {
             SettingsReject::Unauthorized
         } else {
@@ -458,7 +466,7 @@ async fn settings_post(
         });
         let mut r = plain(
             d.status,
-            format!("{} (admin credentials, [server.admin])", d.message),
+            format!("{} ([server.admin] on this relay)", d.message),
         );
         if d.status == StatusCode::UNAUTHORIZED && !admin.basic.is_empty() {
             r.headers_mut().insert(

@@ -130,6 +130,11 @@ pub struct Settings {
     pub viewer_auth: ViewerAuth,
     /// Credentials for changing camera settings; empty: nobody may.
     pub admin_auth: ViewerAuth,
+    /// Clients on this machine (loopback) may change camera settings
+    /// without admin credentials. Only `zerocam demo` sets it; no
+    /// configuration key does (behind a reverse proxy every client is
+    /// loopback).
+    pub admin_loopback: bool,
     pub max_frame_bytes: usize,
     /// `None` when pausing is off.
     pub pause_after: Option<Duration>,
@@ -150,6 +155,7 @@ impl Default for Settings {
             camera_auth: CameraAuth::default(),
             viewer_auth: ViewerAuth::default(),
             admin_auth: ViewerAuth::default(),
+            admin_loopback: false,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             pause_after: Some(Duration::from_secs(10)),
             max_consecutive_rejects: 10,
@@ -407,6 +413,7 @@ impl Settings {
             },
             viewer_auth,
             admin_auth,
+            admin_loopback: false,
             max_frame_bytes,
             pause_after,
             max_consecutive_rejects,

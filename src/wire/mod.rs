@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod com;
+pub mod controls;
 pub mod jpeg;
 pub mod message;
 

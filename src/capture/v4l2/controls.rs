@@ -12,8 +12,8 @@ use v4l::v4l_sys::{
 };
 use v4l::v4l2::{self, vidioc};
 
-use crate::capture::controls::{ControlInfo, Kind, name_for};
 use crate::v4l2raw::c_name;
+use crate::wire::controls::{ControlInfo, Kind, name_for};
 
 const TYPE_INTEGER: u32 = 1;
 const TYPE_BOOLEAN: u32 = 2;

@@ -302,7 +302,7 @@ impl FrameSource for V4l2Source {
         &self.granted
     }
 
-    fn controls(&mut self) -> Vec<super::controls::ControlInfo> {
+    fn controls(&mut self) -> Vec<crate::wire::controls::ControlInfo> {
         controls::list(self._dev.handle().fd())
     }
 

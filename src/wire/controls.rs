@@ -1,7 +1,9 @@
 //! Image controls (brightness, flips, exposure …) as zerocam names and
 //! checks them, whatever the source: a V4L2 device's own controls, or the
 //! test pattern's software ones. Pure: descriptions and values in,
-//! validated values and messages out.
+//! validated values and messages out. The camera checks a `set` against its
+//! source's controls; the relay checks an API request against the ranges
+//! the camera reported (the same check, through [`ControlInfo::from_range`]).
 
 use serde_json::{Map, Value, json};
 
@@ -193,6 +195,46 @@ impl ControlInfo {
         Value::Object(m)
     }
 
+    /// The control a `ranges` entry describes (what [`range_json`] wrote),
+    /// so that a relay can check a value as the camera would; `None` for an
+    /// entry it cannot read.
+    ///
+    /// [`range_json`]: ControlInfo::range_json
+    pub fn from_range(name: &str, range: &Value) -> Option<ControlInfo> {
+        let int = |k: &str| range.get(k).and_then(Value::as_i64);
+        let kind = match range.get("type")?.as_str()? {
+            "integer" => Kind::Integer {
+                min: int("min")?,
+                max: int("max")?,
+                step: int("step").unwrap_or(1),
+            },
+            "boolean" => Kind::Boolean,
+            "menu" => Kind::Menu {
+                items: range
+                    .get("items")?
+                    .as_array()?
+                    .iter()
+                    .map(|i| {
+                        Some((
+                            i.get("value")?.as_i64()?,
+                            i.get("label")?.as_str()?.to_string(),
+                        ))
+                    })
+                    .collect::<Option<Vec<_>>>()?,
+            },
+            "button" => Kind::Button,
+            _ => return None,
+        };
+        Some(ControlInfo {
+            name: name.to_string(),
+            id: 0,
+            kind,
+            default: 0,
+            value: 0,
+            read_only: range.get("read_only").and_then(Value::as_bool) == Some(true),
+        })
+    }
+
     /// One line for `zerocam probe`, as `v4l2-ctl --list-ctrls-menus` does.
     pub fn describe(&self) -> String {
         let flags = if self.read_only {
@@ -318,6 +360,35 @@ mod tests {
                 .unwrap_err()
                 .contains("cannot be set now")
         );
+    }
+
+    #[test]
+    fn a_reported_range_checks_as_the_control_itself() {
+        let plf = ControlInfo {
+            kind: Kind::Menu {
+                items: vec![(0, "Disabled".into()), (1, "50 Hz".into())],
+            },
+            ..int("power_line_frequency", 0, 1, 1)
+        };
+        let flip = ControlInfo {
+            kind: Kind::Boolean,
+            ..int("hflip", 0, 1, 1)
+        };
+        for c in [int("brightness", -100, 100, 2), plf, flip] {
+            let back = ControlInfo::from_range(&c.name, &c.range_json()).unwrap();
+            for v in [
+                ControlValue::Int(4),
+                ControlValue::Int(5),
+                ControlValue::Int(500),
+                ControlValue::Bool(true),
+                ControlValue::Text("yes".into()),
+                ControlValue::Text("50 Hz".into()),
+            ] {
+                assert_eq!(back.resolve(&v), c.resolve(&v), "{} {v}", c.name);
+            }
+        }
+        assert!(ControlInfo::from_range("x", &json!({"type": "wobble"})).is_none());
+        assert!(ControlInfo::from_range("x", &json!({"type": "integer"})).is_none());
     }
 
     #[test]
