@@ -1089,6 +1089,79 @@ fn admin_credentials_win_beside_a_viewer_token() {
 }
 
 #[test]
+fn a_viewers_first_frame_is_never_one_from_before_a_pause() {
+    let relay = Relay::start(&[], Some("[server]\npause_after = 0.2\n"));
+    let mut cam = Cam::connect(relay.addr, "old", None);
+    cam.send_frame();
+    cam.wait_text("\"pause\"");
+    // Paused for lack of viewers, holding frame 1. A new MJPEG viewer
+    // wakes it and its first part is the frame captured after that.
+    let answer = std::thread::spawn(move || {
+        cam.texts.clear();
+        cam.wait_text("\"resume\"");
+        cam.send_frame();
+        cam
+    });
+    let mut r = mjpeg_viewer(relay.addr, "old", 1 << 16);
+    let (_, body) = mjpeg_part(&mut r);
+    let mut cam = answer.join().unwrap();
+    assert_eq!(
+        com::parse(&body).unwrap().seq,
+        2,
+        "MJPEG: an old first frame"
+    );
+    drop(r);
+    // Again for a WebSocket viewer.
+    cam.texts.clear();
+    cam.wait_text("\"pause\"");
+    let answer = std::thread::spawn(move || {
+        cam.texts.clear();
+        cam.wait_text("\"resume\"");
+        cam.send_frame();
+        cam
+    });
+    let mut viewer = ws_connect(relay.addr, "/cameras/old/ws", None).unwrap();
+    let Message::Binary(d) = viewer.read().unwrap() else {
+        panic!("not a frame")
+    };
+    let _cam = answer.join().unwrap();
+    assert_eq!(
+        com::parse(&d).unwrap().seq,
+        3,
+        "WebSocket: an old first frame"
+    );
+}
+
+#[test]
+fn a_snapshot_of_a_camera_paused_by_a_user_says_so_at_once() {
+    let relay = Relay::start(
+        &[],
+        Some("[server]\nsnapshot_wait = 5\n[server.admin]\ntokens = [\"adm\"]\n"),
+    );
+    let mut cam = Cam::connect(relay.addr, "shy", None);
+    cam.send_frame();
+    // This test camera does not confirm (504), but the user's pause stands.
+    let (st, text) = http_send(
+        relay.addr,
+        "POST",
+        "/cameras/shy/settings",
+        Some("adm"),
+        r#"{"paused":true}"#,
+    );
+    assert_eq!(st, 504, "{text}");
+    cam.wait_text("\"pause\"");
+    let t0 = Instant::now();
+    let (status, _, body) = http_get(relay.addr, "/cameras/shy/snapshot.jpg");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("paused by a user"), "{body}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "waited for a paused camera"
+    );
+}
+
+#[test]
 fn settings_changes_are_refused_without_admin_and_time_out_without_an_answer() {
     let relay = Relay::start(&[], None);
     let mut cam = Cam::connect(relay.addr, "quiet", None);

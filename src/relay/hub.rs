@@ -193,6 +193,9 @@ pub struct Camera {
     /// across reconnects; the relay's own pause-when-unwatched does not
     /// lift it.
     user_paused: AtomicBool,
+    /// Frames up to this index were captured before the camera was last
+    /// paused: no viewer gets one as its first frame.
+    stale_upto: AtomicU64,
     /// Set while another cluster node holds the camera.
     home: Mutex<Option<Remote>>,
     /// Viewers other cluster nodes have (part of the `viewers` count).
@@ -326,6 +329,7 @@ impl Hub {
             outbox: Mutex::new(None),
             reported: watch::channel(Reported::default()).0,
             user_paused: AtomicBool::new(false),
+            stale_upto: AtomicU64::new(0),
             home: Mutex::new(None),
             remote_viewers: AtomicUsize::new(0),
             changed: self.changed.clone(),
@@ -617,6 +621,21 @@ impl Camera {
     /// Sets or lifts the explicit pause.
     pub fn set_user_paused(&self, p: bool) {
         self.user_paused.store(p, Ordering::Relaxed);
+        if p {
+            self.mark_stale();
+        }
+    }
+
+    /// The frames so far are from before a pause.
+    fn mark_stale(&self) {
+        let latest = self.counters.frames_in.load(Ordering::Relaxed);
+        self.stale_upto.fetch_max(latest, Ordering::Relaxed);
+    }
+
+    /// Was `f` captured before the camera's last pause (too old to be a
+    /// viewer's first frame)?
+    pub fn is_stale(&self, f: &Frame) -> bool {
+        f.index <= self.stale_upto.load(Ordering::Relaxed)
     }
 
     /// Who paused the camera, if anyone: `user` (settings API) or
@@ -668,6 +687,7 @@ impl Camera {
     pub fn publish(&self, jpeg: Bytes, seq: Option<u64>, capture_us: Option<u64>) -> Stored {
         let now = Instant::now();
         let len = jpeg.len() as u64;
+        let paused;
         let gap = {
             let mut st = lock(&self.state);
             // The seq comes from the network: no arithmetic that can wrap.
@@ -679,6 +699,7 @@ impl Camera {
                 st.last_seq = seq;
             }
             st.last_frame_at = Some(now);
+            paused = st.paused || self.user_paused();
             let start = *st.window_start.get_or_insert(now);
             st.window_frames = st.window_frames.saturating_add(1);
             let el = now.duration_since(start).as_secs_f64();
@@ -693,6 +714,10 @@ impl Camera {
         c.seq_gaps.fetch_add(gap, Ordering::Relaxed);
         let index = c.frames_in.fetch_add(1, Ordering::Relaxed) + 1;
         c.bytes_in.fetch_add(len, Ordering::Relaxed);
+        if paused {
+            // Sent before the camera took the pause: still an old picture.
+            self.stale_upto.fetch_max(index, Ordering::Relaxed);
+        }
         self.frames.send_replace(Some(Frame {
             jpeg,
             index,
@@ -728,6 +753,9 @@ impl Camera {
     /// Records whether the relay has paused the camera for lack of viewers.
     pub fn set_paused(&self, p: bool) {
         lock(&self.state).paused = p;
+        if p {
+            self.mark_stale();
+        }
     }
 
     /// True when the camera is paused, by the relay or by a user (for a

@@ -201,17 +201,30 @@ async fn snapshot(
             format!("camera `{id}` is offline (not connected to this relay now)"),
         );
     }
+    // A user's pause holds for snapshots too: say so at once.
+    if camera.paused_by() == Some("user") {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "camera `{id}` is paused by a user (POST /cameras/{id}/settings \
+                 {{\"paused\":false}} resumes it)"
+            ),
+        );
+    }
     let mut rx = camera.subscribe();
     let latest = rx.borrow_and_update().clone();
-    // A streaming camera's latest frame is current. A paused camera's is
-    // from before the pause: wait for one captured after this request.
+    // A streaming camera's latest frame is current. One paused for lack of
+    // viewers resumes (this request is a viewer) and its latest frame is
+    // from before the pause: wait for one captured after it.
     let frame = match latest {
-        Some(f) if !camera.paused() => Some(f),
+        Some(f) if !camera.paused() && !camera.is_stale(&f) => Some(f),
         _ => {
-            let after = latest.as_ref().map_or(0, |f| f.index);
             let fresh = timeout(
                 app.settings.snapshot_wait,
-                rx.wait_for(|f| f.as_ref().is_some_and(|f| f.index > after)),
+                rx.wait_for(|f| {
+                    f.as_ref()
+                        .is_some_and(|f| !camera.is_stale(f) && f.index > 0)
+                }),
             )
             .await;
             match fresh {
@@ -224,7 +237,8 @@ async fn snapshot(
         return plain(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
-                "camera `{id}` sent no fresh frame within {:.0} s (server.snapshot_wait): it is paused, starting or stalled",
+                "camera `{id}` sent no fresh frame within {:.0} s (server.snapshot_wait): \
+                 it is starting or stalled",
                 app.settings.snapshot_wait.as_secs_f64()
             ),
         );
@@ -592,7 +606,7 @@ async fn viewer_loop(
                     break;
                 }
                 let Some(frame) = rx.borrow_and_update().clone() else { continue };
-                if frame.index == last {
+                if frame.index == last || (last == 0 && camera.is_stale(&frame)) {
                     continue;
                 }
                 // The send completes once the connection has written the
@@ -671,7 +685,8 @@ async fn next_part(mut st: MjpegState) -> Option<([Bytes; 3], MjpegState)> {
         let Some(frame) = st.rx.borrow_and_update().clone() else {
             continue;
         };
-        if frame.index == st.last {
+        // A first frame from before a pause waits for a fresh one.
+        if frame.index == st.last || (st.last == 0 && st.camera.is_stale(&frame)) {
             continue;
         }
         let (ts, modified) = frame_times(&frame);
