@@ -245,3 +245,119 @@ fn a_child_that_closes_its_output_and_runs_on_is_stopped() {
     assert!(gone_within(pid, 5 * SEC), "the child outlived its restart");
     assert_ne!(pid, child_pid(&cam, 1));
 }
+
+#[test]
+fn hello_carries_the_size_an_mjpeg_program_really_writes() {
+    need_ffmpeg();
+    let relay = TestRelay::start(Behavior::Normal { ack: true });
+    // source.size stays at its default (640x480); ffmpeg writes 320x240.
+    let _cam = camera(&relay, MJPEG, &[]);
+    let hello = relay
+        .wait_for(20 * SEC, |e| match e {
+            Event::Text { text, .. } if text.contains(r#""type":"hello""#) => Some(text),
+            _ => None,
+        })
+        .expect("hello");
+    let v: serde_json::Value = serde_json::from_str(&hello).unwrap();
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(320), Some(240)),
+        "{hello}"
+    );
+}
+
+#[test]
+fn mjpeg_read_as_raw_is_named_not_streamed_as_noise() {
+    need_ffmpeg();
+    let relay = TestRelay::start(Behavior::Normal { ack: true });
+    let cam = camera(&relay, MJPEG, &["--format", "YU12", "--size", "320x240"]);
+    assert!(
+        cam.wait_log(
+            r#"ffmpeg writes JPEG, not yu12: set source.format = "MJPG""#,
+            15 * SEC
+        )
+        .is_some()
+    );
+    assert!(frames(&relay, 1, 2 * SEC).is_empty(), "noise was streamed");
+}
+
+#[test]
+fn a_byte_count_that_is_no_whole_frame_is_named() {
+    // 1.5 YUYV frames of 64x64 (8192 bytes each), then the program ends.
+    let relay = TestRelay::start(Behavior::Normal { ack: true });
+    let cam = camera(
+        &relay,
+        "exec:sh -c 'head -c 12288 /dev/zero; sleep 0.2'",
+        &["--format", "YUYV", "--size", "64x64"],
+    );
+    assert!(
+        cam.wait_log(
+            "12288 B is no whole number of 64x64 yuyv frames (YU12/NV12 would fit)",
+            15 * SEC
+        )
+        .is_some()
+    );
+}
+
+#[test]
+fn stopping_a_raw_program_blocked_on_its_pipe_blames_nobody() {
+    need_ffmpeg();
+    let relay = TestRelay::start(Behavior::Normal { ack: true });
+    // ffmpeg writing raw 640x480 faster than zerocam reads: blocked in
+    // write(2) when the pause stops it.
+    let cam = camera(
+        &relay,
+        "exec:ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=640x480:rate=60 -f rawvideo -pix_fmt yuv420p -",
+        &["--format", "YU12", "--size", "640x480"],
+    );
+    assert!(!frames(&relay, 2, 20 * SEC).is_empty());
+    let pid = child_pid(&cam, 0);
+    relay.send_text(r#"{"type":"pause"}"#);
+    assert!(cam.wait_log("stopped while paused", 10 * SEC).is_some());
+    assert!(!alive(pid));
+    assert!(
+        cam.lines_with("ignored SIGTERM").is_empty(),
+        "{:?}",
+        cam.lines_with("ignored SIGTERM")
+    );
+}
+
+#[test]
+fn a_snapshot_of_a_program_that_writes_one_frame_and_exits() {
+    let frame = temp_path("one-frame.yuv");
+    // One mid-grey YU12 frame of 64x48.
+    std::fs::write(&frame, vec![128u8; 64 * 48 * 3 / 2]).unwrap();
+    let out = temp_path("one-frame.jpg");
+    let source = format!("exec:sh -c 'cat {}; sleep 0.3'", frame.display());
+    let run = std::process::Command::new(common::bin())
+        .args([
+            "snapshot", "--source", &source, "--format", "YU12", "--size", "64x48", "-o",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{log}");
+    assert_eq!(decode(&std::fs::read(&out).unwrap()), (64, 48));
+    assert!(log.contains("using frame 1"), "{log}");
+    // Nothing at all: the error says how many frames arrived.
+    let run = std::process::Command::new(common::bin())
+        .args([
+            "snapshot",
+            "--source",
+            "exec:true",
+            "--format",
+            "YU12",
+            "--size",
+            "64x48",
+            "-o",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(log.contains("before any usable frame (0 arrived)"), "{log}");
+    let _ = std::fs::remove_file(frame);
+    let _ = std::fs::remove_file(out);
+}

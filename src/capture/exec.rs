@@ -7,9 +7,10 @@
 //! - The command runs without a shell (split as a shell would, see
 //!   [`split_command`]), in its own process group, with
 //!   `PR_SET_PDEATHSIG = SIGKILL`: if zerocam dies, even by SIGKILL, so does
-//!   the child. Dropping the source sends SIGTERM to the group, then SIGKILL
-//!   after [`TERM_GRACE`] to whatever of the group is left (a wrapper
-//!   script that obeys SIGTERM around a program that does not). No orphan.
+//!   the child. Dropping the source closes the pipe and sends SIGTERM to
+//!   the group, then SIGKILL after [`TERM_GRACE`] to whatever of the group
+//!   is left (a wrapper script that obeys SIGTERM around a program that
+//!   does not). No orphan.
 //!   One limit: PDEATHSIG reaches only the direct child, so a program that
 //!   a wrapper script started outlives a SIGKILLed zerocam; under systemd
 //!   (`deploy/zerocam.service`, default `KillMode=control-group`) the
@@ -246,7 +247,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// A running camera program.
 pub struct ExecSource {
     child: Child,
-    stdout: ChildStdout,
+    /// The pipe's read end; `None` once closed to stop the child.
+    stdout: Option<ChildStdout>,
     program: String,
     granted: Granted,
     /// Bytes of one raw frame (raw formats).
@@ -259,6 +261,9 @@ pub struct ExecSource {
     stall: Duration,
     /// Garbage bytes already reported as corrupt frames.
     reported_garbage: u64,
+    /// Bytes read in all (raw formats), for a hint when they are no whole
+    /// number of frames.
+    total_in: u64,
 }
 
 impl ExecSource {
@@ -328,7 +333,7 @@ impl ExecSource {
         let period = Duration::from_secs(1) / fps.max(1);
         Ok(ExecSource {
             child,
-            stdout,
+            stdout: Some(stdout),
             program: name,
             granted: Granted {
                 format,
@@ -346,6 +351,7 @@ impl ExecSource {
             last_frame: Instant::now(),
             stall: MIN_STALL.max(period * 3),
             reported_garbage: 0,
+            total_in: 0,
         })
     }
 
@@ -362,8 +368,55 @@ impl ExecSource {
         };
         io::Error::new(
             io::ErrorKind::UnexpectedEof,
-            format!("{} stopped ({status})", self.program),
+            format!(
+                "{} stopped ({status}){}",
+                self.program,
+                self.leftover_hint()
+            ),
         )
+    }
+
+    /// For a raw format with part of a frame read: what the byte count
+    /// says about `source.format` and `source.size` (empty otherwise).
+    fn leftover_hint(&self) -> String {
+        let SourceFormat::Raw(format) = self.granted.format else {
+            return String::new();
+        };
+        if self.filled == 0 || self.frame_len == 0 {
+            return String::new();
+        }
+        let (w, h) = (self.granted.width as usize, self.granted.height as usize);
+        let fits = |f: crate::encode::RawFormat| {
+            f.frame_len(w * f.bytes_per_pixel(), h)
+                .is_some_and(|len| len > 0 && self.total_in % len as u64 == 0)
+        };
+        use crate::encode::RawFormat::{Nv12, Yu12, Yuyv};
+        let other = match format {
+            Yuyv if fits(Yu12) => " (YU12/NV12 would fit)",
+            Yu12 | Nv12 if fits(Yuyv) => " (YUYV would fit)",
+            _ => " (format? size?)",
+        };
+        format!(
+            "; {} B is no whole number of {w}x{h} {} frames{other}",
+            self.total_in,
+            format.name()
+        )
+    }
+
+    /// A raw format's first frame that starts like a JPEG: the program
+    /// writes MJPEG, and reading it as raw would stream noise.
+    fn check_first_frame(&self) -> io::Result<()> {
+        if self.total_in == self.frame_len as u64 && self.frame.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} writes JPEG, not {}: set source.format = \"MJPG\"",
+                    self.program,
+                    self.granted.format.name()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Reads what the pipe has into the raw frame or the JPEG splitter.
@@ -375,11 +428,15 @@ impl ExecSource {
         } else {
             &mut chunk
         };
-        match self.stdout.read(target) {
+        let Some(stdout) = self.stdout.as_mut() else {
+            return Err(io::Error::other("the source is stopping"));
+        };
+        match stdout.read(target) {
             Ok(0) => Err(self.exited()),
             Ok(n) => {
                 if self.frame_len > 0 {
                     self.filled += n;
+                    self.total_in += n as u64;
                 } else {
                     self.splitter.push(&chunk[..n]);
                 }
@@ -482,6 +539,10 @@ impl Drop for ExecSource {
     /// exits on SIGTERM must not leave its camera program behind.
     fn drop(&mut self) {
         let pgid = self.child.id() as libc::pid_t;
+        // The pipe closes with the signal: a program blocked writing a full
+        // pipe (ffmpeg, rpicam-vid) cannot act on SIGTERM until its write
+        // returns, and now it returns (EPIPE, or SIGPIPE ends it).
+        self.stdout = None;
         // SAFETY: signals to the child's own process group.
         unsafe { libc::kill(-pgid, libc::SIGTERM) };
         let child = &mut self.child;
@@ -538,6 +599,7 @@ impl FrameSource for ExecSource {
                 std::mem::swap(&mut self.frame, &mut self.raw);
                 self.raw.resize(self.frame_len, 0);
                 self.filled = 0;
+                self.check_first_frame()?;
             }
             if self.frame_len == 0 {
                 while let Some(f) = self.splitter.next_frame() {
@@ -572,14 +634,15 @@ impl FrameSource for ExecSource {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
-                        "{} wrote no frame for {:.1} s (stalled)",
+                        "{} wrote no frame for {:.1} s (stalled){}",
                         self.program,
-                        self.stall.as_secs_f64()
+                        self.stall.as_secs_f64(),
+                        self.leftover_hint()
                     ),
                 ));
             }
             let mut pfd = libc::pollfd {
-                fd: self.stdout.as_raw_fd(),
+                fd: self.stdout.as_ref().map_or(-1, |o| o.as_raw_fd()),
                 events: libc::POLLIN,
                 revents: 0,
             };
@@ -681,6 +744,35 @@ mod tests {
         drop(src);
         assert!(!group_alive(pgid), "a process of the group outlived drop");
         assert!(t0.elapsed() >= TERM_GRACE, "killed before the grace");
+    }
+
+    #[test]
+    fn a_program_blocked_on_a_full_pipe_stops_without_the_kill() {
+        // Like ffmpeg writing raw frames that nobody reads: blocked in
+        // write(2), it cannot act on SIGTERM (here it ignores it outright).
+        let src = ExecSource::start(
+            &split_command("sh -c 'trap \"\" TERM; exec cat /dev/zero'").unwrap(),
+            SourceFormat::Raw(crate::encode::RawFormat::Yuyv),
+            64,
+            64,
+            1,
+        )
+        .unwrap();
+        let fd = src.stdout.as_ref().unwrap().as_raw_fd();
+        let full = poll_until(Duration::from_secs(10), || {
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD into an int, on our pipe's fd.
+            unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+            n >= 64 << 10
+        });
+        assert!(full, "the pipe never filled");
+        let pgid = src.child.id() as libc::pid_t;
+        let t0 = Instant::now();
+        drop(src);
+        assert!(!group_alive(pgid), "the writer outlived drop");
+        // Closing the pipe ended it (SIGPIPE); the kill after the grace
+        // was not needed.
+        assert!(t0.elapsed() < TERM_GRACE, "it took the SIGKILL");
     }
 
     #[test]

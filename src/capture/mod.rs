@@ -427,6 +427,31 @@ pub(crate) fn run_with(
     log::debug!("capture stopped");
 }
 
+/// A JPEG source's frames may not be the size it was asked for (a camera
+/// program's own `--width`, a UVC camera that rounds): what the frames'
+/// headers say replaces it in the source info, before the stream's hello
+/// reads it (that waits for the first frame).
+fn announce_jpeg_size(p: &Pipeline, jpeg: &[u8], announced: &mut (u32, u32)) {
+    let Ok(h) = crate::wire::jpeg::header(jpeg) else {
+        return;
+    };
+    let size = (u32::from(h.width), u32::from(h.height));
+    if size == *announced || size.0 == 0 || size.1 == 0 {
+        return;
+    }
+    log::info!(
+        "source: frames are {}x{} (not {}x{})",
+        size.0,
+        size.1,
+        announced.0,
+        announced.1
+    );
+    *announced = size;
+    let mut info = p.source_info();
+    (info.width, info.height) = size;
+    p.set_source_info(info);
+}
+
 /// How [`Publisher::pump`] ended without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pumped {
@@ -581,6 +606,8 @@ impl Publisher {
     fn pump(&mut self, p: &Pipeline, src: &mut dyn FrameSource) -> io::Result<Pumped> {
         let paced = src.self_paced();
         let device_fps = src.granted().fps;
+        // The size announced (hello, /cameras): what the frames really are.
+        let mut announced = (src.granted().width, src.granted().height);
         let device_period = Duration::from_secs(1) / device_fps.max(1);
         let mut due: Option<Instant> = None;
         loop {
@@ -601,6 +628,9 @@ impl Publisher {
             let Some(frame) = src.next_frame(fps)? else {
                 continue;
             };
+            if let FrameData::Mjpeg(jpeg) = &frame.data {
+                announce_jpeg_size(p, jpeg, &mut announced);
+            }
             p.health.set_source_ok(true);
             // Frames the source had before this one were stale by the time
             // the encoder was free: drops, and a gap in seq. Not while
@@ -768,26 +798,41 @@ pub fn snapshot(cfg: &SourceConfig, out: &Path) -> anyhow::Result<()> {
         g.fps
     );
     let deadline = Instant::now() + Duration::from_secs(10);
+    // Frames the source delivered (those it skipped as stale included),
+    // and whether `jpeg` holds a usable one. Warm-up frames are encoded
+    // too: a source that ends early still gives its last good frame.
     let mut seen = 0usize;
+    let mut usable = false;
     let mut jpeg = Vec::new();
-    loop {
+    while seen <= skip || !usable {
         if Instant::now() > deadline {
-            anyhow::bail!("no usable frame from {} within 10 s", cfg.kind);
+            if usable {
+                break;
+            }
+            anyhow::bail!(
+                "no usable frame from {} within 10 s ({seen} frames arrived)",
+                cfg.kind
+            );
         }
-        let Some(frame) = src.next_frame(g.fps.max(1))? else {
-            continue;
+        let frame = match src.next_frame(g.fps.max(1)) {
+            Ok(Some(f)) => f,
+            Ok(None) => continue,
+            Err(e) if usable => {
+                // Fewer frames than the warm-up skips: the last one will do.
+                log::info!("snapshot: {e}; using frame {seen}");
+                break;
+            }
+            Err(e) => anyhow::bail!("{e}, before any usable frame ({seen} arrived)"),
         };
-        seen += 1;
-        if seen <= skip {
-            continue;
-        }
+        seen += 1 + frame.skipped as usize;
         let meta = FrameMeta {
             seq: 0,
             ts_us: frame.captured_at_us,
             size: None,
         };
+        let mut next = Vec::new();
         let ok = match frame.data {
-            FrameData::Mjpeg(b) => match mjpeg::pass_through(b, &meta, &mut jpeg) {
+            FrameData::Mjpeg(b) => match mjpeg::pass_through(b, &meta, &mut next) {
                 Ok(_) => true,
                 Err(e) => {
                     log::warn!("skipping corrupt frame: {e}");
@@ -799,13 +844,14 @@ pub fn snapshot(cfg: &SourceConfig, out: &Path) -> anyhow::Result<()> {
                     size: Some((img.width, img.height)),
                     ..meta
                 };
-                encode_raw(&img, cfg.quality, Some(&meta), &mut jpeg)?;
+                encode_raw(&img, cfg.quality, Some(&meta), &mut next)?;
                 true
             }
             FrameData::Corrupt => false,
         };
         if ok {
-            break;
+            jpeg = next;
+            usable = true;
         }
     }
     std::fs::write(out, &jpeg).with_context(|| format!("cannot write {}", out.display()))?;
