@@ -407,21 +407,28 @@ pub fn parse_str(text: &str) -> Result<FileConfig, ConfigError> {
         let (key, reason) = match unknown_field_name(&msg) {
             Some(field) if path == "." || path.is_empty() => (field, msg),
             Some(_) => (path, msg),
-            None => (path, friendly(&msg)),
+            None => {
+                let reason = friendly(&path, &msg);
+                (path, reason)
+            }
         };
         ConfigError::new(&key, format!("{reason}{}", line_of(inner.span())))
     })
 }
 
-/// Rewrites serde's "invalid type: string \"x\", expected u32" as
-/// "expected an integer, found \"x\"": no Rust type names in messages.
-pub fn friendly(msg: &str) -> String {
+/// Rewrites serde's "invalid type: string \"x\", expected u32" for `key`
+/// as "expected a whole number from 1 to 120, found \"x\"": a ranged key's
+/// own range (from [`RANGES`]), else plain words; no Rust type names.
+pub fn friendly(key: &str, msg: &str) -> String {
     let rest = msg
         .strip_prefix("invalid type: ")
         .or_else(|| msg.strip_prefix("invalid value: "));
     let Some((found, expected)) = rest.and_then(|r| r.rsplit_once(", expected ")) else {
         return msg.to_string();
     };
+    if let Some(r) = Range::of(key) {
+        return format!("expected {}, found {}", r.describe(), found_text(found));
+    }
     let expected = match expected {
         "u8" => "an integer from 0 to 255",
         "u16" => "an integer from 0 to 65535",
@@ -433,14 +440,18 @@ pub fn friendly(msg: &str) -> String {
         "a sequence" => "a list like [\"a\", \"b\"]",
         other => other,
     };
-    let found = found
+    format!("expected {expected}, found {}", found_text(found))
+}
+
+/// serde's "string \"x\"" / "integer `5`" as `"x"` / `5`.
+fn found_text(found: &str) -> &str {
+    found
         .strip_prefix("string ")
         .or_else(|| found.strip_prefix("integer "))
         .or_else(|| found.strip_prefix("floating point "))
         .or_else(|| found.strip_prefix("boolean "))
         .unwrap_or(found)
-        .trim_matches('`');
-    format!("expected {expected}, found {found}")
+        .trim_matches('`')
 }
 
 fn unknown_field_name(msg: &str) -> Option<String> {
@@ -469,13 +480,112 @@ pub fn parse_size(key: &str, s: &str) -> Result<(u32, u32), ConfigError> {
     Ok((w, h))
 }
 
-/// Checks a duration in seconds against `min..=max`.
-pub fn seconds(key: &str, v: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
-    if !v.is_finite() || v < min || v > max {
-        return Err(ConfigError::new(
-            key,
-            format!("{v} seconds is out of range ({min}..={max})"),
-        ));
+/// The values a numeric key takes: one table for the camera's and the
+/// relay's keys, read by the checks and by the messages for a value of the
+/// wrong type (`fps = "fifteen"` names 1 to 120, not u32's range).
+#[derive(Debug, Clone, Copy)]
+pub struct Range {
+    pub key: &'static str,
+    pub min: f64,
+    pub max: f64,
+    /// A whole number (else seconds, fractions allowed).
+    pub whole: bool,
+}
+
+const fn whole(key: &'static str, min: u64, max: u64) -> Range {
+    Range {
+        key,
+        min: min as f64,
+        max: max as f64,
+        whole: true,
+    }
+}
+
+const fn secs(key: &'static str, min: f64, max: f64) -> Range {
+    Range {
+        key,
+        min,
+        max,
+        whole: false,
+    }
+}
+
+/// Every ranged key.
+pub const RANGES: &[Range] = &[
+    whole(
+        "source.fps",
+        *FPS_RANGE.start() as u64,
+        *FPS_RANGE.end() as u64,
+    ),
+    whole(
+        "source.quality",
+        *QUALITY_RANGE.start() as u64,
+        *QUALITY_RANGE.end() as u64,
+    ),
+    whole("source.encode_threads", 1, 16),
+    secs("source.wait_for_device", 0.0, 3600.0),
+    secs("relay.heartbeat_interval", 0.1, 3600.0),
+    secs("relay.stats_interval", 0.1, 86400.0),
+    secs("relay.connect_timeout", 0.1, 600.0),
+    secs("relay.write_timeout", 0.1, 600.0),
+    secs("relay.ack_timeout", 0.1, 600.0),
+    whole("relay.window", 1, 64),
+    secs("backoff.base", 0.01, 3600.0),
+    secs("backoff.max", 0.01, 86400.0),
+    secs("backoff.stable_after", 0.0, 86400.0),
+    whole("server.max_frame_bytes", 1024, 64 << 20),
+    secs("server.pause_after", 0.0, 86400.0),
+    whole("server.max_consecutive_rejects", 1, 10_000),
+    secs("server.camera_timeout", 1.0, 86400.0),
+    secs("server.forget_offline_after", 1.0, 30.0 * 86400.0),
+    whole("server.max_cameras", 1, 100_000),
+    secs("server.viewer_write_timeout", 0.1, 3600.0),
+    secs("server.snapshot_wait", 0.1, 600.0),
+    secs("server.cluster.presence_timeout", 1.0, 600.0),
+];
+
+impl Range {
+    /// The range of `key`, if it is a ranged key.
+    pub fn of(key: &str) -> Option<&'static Range> {
+        RANGES.iter().find(|r| r.key == key)
+    }
+
+    /// What the key takes, for messages: "a whole number from 1 to 120".
+    pub fn describe(&self) -> String {
+        if self.whole {
+            format!("a whole number from {} to {}", self.min, self.max)
+        } else {
+            format!("seconds from {} to {}", self.min, self.max)
+        }
+    }
+
+    fn out_of_range(&self, v: impl std::fmt::Display) -> ConfigError {
+        let unit = if self.whole { "" } else { " seconds" };
+        ConfigError::new(
+            self.key,
+            format!("{v}{unit} is out of range ({}..={})", self.min, self.max),
+        )
+    }
+}
+
+fn range(key: &str) -> Result<&'static Range, ConfigError> {
+    Range::of(key).ok_or_else(|| ConfigError::new(key, "has no range (a zerocam bug)"))
+}
+
+/// Checks a whole-number key against its range in [`RANGES`].
+pub fn ranged(key: &str, v: u64) -> Result<u64, ConfigError> {
+    let r = range(key)?;
+    if (v as f64) < r.min || (v as f64) > r.max {
+        return Err(r.out_of_range(v));
+    }
+    Ok(v)
+}
+
+/// Checks a duration key (seconds) against its range in [`RANGES`].
+pub fn seconds(key: &str, v: f64) -> Result<Duration, ConfigError> {
+    let r = range(key)?;
+    if !v.is_finite() || v < r.min || v > r.max {
+        return Err(r.out_of_range(v));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -617,24 +727,11 @@ impl Config {
             Some(sz) => parse_size("source.size", sz)?,
             None => (640, 480),
         };
-        let fps = o.fps.or(s.fps).unwrap_or(15);
-        if !FPS_RANGE.contains(&fps) {
-            return Err(ConfigError::new(
-                "source.fps",
-                format!(
-                    "{fps} is out of range ({}..={})",
-                    FPS_RANGE.start(),
-                    FPS_RANGE.end()
-                ),
-            ));
-        }
-        let quality = o.quality.or(s.quality).unwrap_or(80);
-        if !QUALITY_RANGE.contains(&quality) {
-            return Err(ConfigError::new(
-                "source.quality",
-                format!("{quality} is out of range (1..=100)"),
-            ));
-        }
+        let fps = ranged("source.fps", o.fps.or(s.fps).unwrap_or(15).into())? as u32;
+        let quality = ranged(
+            "source.quality",
+            o.quality.or(s.quality).unwrap_or(80).into(),
+        )? as u8;
         let format = match o.format.as_deref().or(s.format.as_deref()) {
             Some(f) => Some(parse_format("source.format", f)?),
             None => None,
@@ -668,18 +765,8 @@ impl Config {
                 ));
             }
         };
-        if !(1..=16).contains(&encode_threads) {
-            return Err(ConfigError::new(
-                "source.encode_threads",
-                format!("{encode_threads} is out of range (1..=16)"),
-            ));
-        }
-        let wait_for_device = seconds(
-            "source.wait_for_device",
-            s.wait_for_device.unwrap_or(0.0),
-            0.0,
-            3600.0,
-        )?;
+        let encode_threads = ranged("source.encode_threads", encode_threads.into())? as u32;
+        let wait_for_device = seconds("source.wait_for_device", s.wait_for_device.unwrap_or(0.0))?;
 
         let r = file.relay;
         let urls = if o.relay.is_empty() {
@@ -737,56 +824,26 @@ impl Config {
         let heartbeat_interval = seconds(
             "relay.heartbeat_interval",
             o.heartbeat.or(r.heartbeat_interval).unwrap_or(30.0),
-            0.1,
-            3600.0,
         )?;
         let stats_interval = seconds(
             "relay.stats_interval",
             o.stats_interval.or(r.stats_interval).unwrap_or(10.0),
-            0.1,
-            86400.0,
         )?;
-        let connect_timeout = seconds(
-            "relay.connect_timeout",
-            r.connect_timeout.unwrap_or(10.0),
-            0.1,
-            600.0,
-        )?;
-        let write_timeout = seconds(
-            "relay.write_timeout",
-            r.write_timeout.unwrap_or(10.0),
-            0.1,
-            600.0,
-        )?;
-        let ack_timeout = seconds(
-            "relay.ack_timeout",
-            r.ack_timeout.unwrap_or(5.0),
-            0.1,
-            600.0,
-        )?;
-        let window = r.window.unwrap_or(1);
-        if !(1..=64).contains(&window) {
-            return Err(ConfigError::new(
-                "relay.window",
-                format!("{window} is out of range (1..=64)"),
-            ));
-        }
+        let connect_timeout = seconds("relay.connect_timeout", r.connect_timeout.unwrap_or(10.0))?;
+        let write_timeout = seconds("relay.write_timeout", r.write_timeout.unwrap_or(10.0))?;
+        let ack_timeout = seconds("relay.ack_timeout", r.ack_timeout.unwrap_or(5.0))?;
+        let window = ranged("relay.window", r.window.unwrap_or(1).into())? as u32;
 
         let b = file.backoff;
-        let base = seconds("backoff.base", b.base.unwrap_or(0.5), 0.01, 3600.0)?;
-        let max = seconds("backoff.max", b.max.unwrap_or(30.0), 0.01, 86400.0)?;
+        let base = seconds("backoff.base", b.base.unwrap_or(0.5))?;
+        let max = seconds("backoff.max", b.max.unwrap_or(30.0))?;
         if max < base {
             return Err(ConfigError::new(
                 "backoff.max",
                 "must not be smaller than backoff.base",
             ));
         }
-        let stable_after = seconds(
-            "backoff.stable_after",
-            b.stable_after.unwrap_or(10.0),
-            0.0,
-            86400.0,
-        )?;
+        let stable_after = seconds("backoff.stable_after", b.stable_after.unwrap_or(10.0))?;
 
         let led = LedConfig {
             pin: parse_led_pin(file.led.pin.as_ref())?,
@@ -1036,12 +1093,13 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "source.fps: expected a whole number from 0 to 4294967295, found \"fifteen\" (line 4)"
+            "source.fps: expected a whole number from 1 to 120, found \"fifteen\" (line 4)"
         );
         let e = build(&format!("{OK}heartbeat_interval = \"soon\"\n")).unwrap_err();
         assert_eq!(e.key, "relay.heartbeat_interval");
         assert!(
-            e.reason.starts_with("expected a number, found \"soon\""),
+            e.reason
+                .starts_with("expected seconds from 0.1 to 3600, found \"soon\""),
             "{e}"
         );
         let e = build(&OK.replace(
@@ -1050,7 +1108,17 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.key, "source.quality");
-        assert!(e.reason.contains("from 0 to 255, found 300"), "{e}");
+        assert!(e.reason.contains("from 1 to 100, found 300"), "{e}");
+        // Every ranged key names its own range, whatever the wrong value.
+        for r in RANGES.iter().filter(|r| !r.key.starts_with("server.")) {
+            let (section, key) = r.key.rsplit_once('.').unwrap();
+            let text = format!("[{section}]\n{key} = \"lots\"\n");
+            let Err(e) = parse_str(&text) else {
+                panic!("{} = \"lots\" parsed", r.key)
+            };
+            assert_eq!(e.key, r.key);
+            assert!(e.reason.contains(&r.describe()), "{e}");
+        }
         let e = build(&format!("{OK}auth_subprotocol = \"yes\"\n")).unwrap_err();
         assert_eq!(e.key, "relay.auth_subprotocol");
         assert!(e.reason.contains("true or false"), "{e}");

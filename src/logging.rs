@@ -25,10 +25,13 @@ pub fn init(level: Option<&str>) {
         }
     }
     b.format(|buf, rec| {
-        // The target: the module path unless a line names a shorter one
-        // (the stats line, to fit an 80-column console).
+        // The target: the pipeline stage (the module path's first part)
+        // unless a line names a shorter one (the stats line). Every line,
+        // timestamp included, fits 100 columns: an 80-column serial console
+        // wraps the rest, which is why messages say little and say it once.
         let target = rec.target();
         let module = target.strip_prefix("zerocam::").unwrap_or(target);
+        let module = module.split("::").next().unwrap_or(module);
         writeln!(
             buf,
             "{} {:<5} {}: {}",

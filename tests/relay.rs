@@ -486,7 +486,7 @@ fn check_config_validates_the_server_table() {
     let (ok, out) = check("[source]\nfps = \"fifteen\"\n");
     assert!(!ok, "{out}");
     assert!(
-        out.contains("source.fps: expected a whole number from 0 to 4294967295, found \"fifteen\""),
+        out.contains("source.fps: expected a whole number from 1 to 120, found \"fifteen\""),
         "{out}"
     );
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::auth::{self, CameraAuth, ViewerAuth};
-use crate::config::{ConfigError, check_id, check_token, seconds};
+use crate::config::{ConfigError, check_id, check_token, ranged, seconds};
 
 /// Default listen address of `zerocam relay`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -254,7 +254,7 @@ fn cluster(
         }
     }
     let presence_timeout = match c.presence_timeout {
-        Some(t) => seconds("server.cluster.presence_timeout", t, 1.0, 600.0)?,
+        Some(t) => seconds("server.cluster.presence_timeout", t)?,
         None => DEFAULT_PRESENCE_TIMEOUT,
     };
     Ok(Some(Cluster {
@@ -283,7 +283,8 @@ pub fn parse_section(table: Option<&toml::Table>) -> Result<ServerSection, Confi
             } else {
                 format!("server.{path}")
             };
-            ConfigError::new(&key, crate::config::friendly(e.into_inner().message()))
+            let reason = crate::config::friendly(&key, e.into_inner().message());
+            ConfigError::new(&key, reason)
         },
     )
 }
@@ -347,62 +348,31 @@ impl Settings {
         let admin_auth = credentials("server.admin", s.admin)?;
         let max_frame_bytes = match s.max_frame_bytes {
             None => d.max_frame_bytes,
-            Some(n) if (1024..=64 << 20).contains(&n) => n as usize,
-            Some(n) => {
-                return Err(ConfigError::new(
-                    "server.max_frame_bytes",
-                    format!("{n} is out of range (1024..={})", 64u64 << 20),
-                ));
-            }
+            Some(n) => ranged("server.max_frame_bytes", n)? as usize,
         };
         let pause_after = if s.pause_when_unwatched.unwrap_or(true) {
             Some(seconds(
                 "server.pause_after",
                 s.pause_after.unwrap_or(10.0),
-                0.0,
-                86400.0,
             )?)
         } else {
             None
         };
-        let max_consecutive_rejects = s.max_consecutive_rejects.unwrap_or(10);
-        if !(1..=10_000).contains(&max_consecutive_rejects) {
-            return Err(ConfigError::new(
-                "server.max_consecutive_rejects",
-                format!("{max_consecutive_rejects} is out of range (1..=10000)"),
-            ));
-        }
-        let camera_timeout = seconds(
-            "server.camera_timeout",
-            s.camera_timeout.unwrap_or(90.0),
-            1.0,
-            86400.0,
-        )?;
+        let max_consecutive_rejects = ranged(
+            "server.max_consecutive_rejects",
+            s.max_consecutive_rejects.unwrap_or(10).into(),
+        )? as u32;
+        let camera_timeout = seconds("server.camera_timeout", s.camera_timeout.unwrap_or(90.0))?;
         let forget_offline_after = seconds(
             "server.forget_offline_after",
             s.forget_offline_after.unwrap_or(600.0),
-            1.0,
-            30.0 * 86400.0,
         )?;
-        let max_cameras = s.max_cameras.unwrap_or(256);
-        if !(1..=100_000).contains(&max_cameras) {
-            return Err(ConfigError::new(
-                "server.max_cameras",
-                format!("{max_cameras} is out of range (1..=100000)"),
-            ));
-        }
+        let max_cameras = ranged("server.max_cameras", s.max_cameras.unwrap_or(256).into())?;
         let viewer_write_timeout = seconds(
             "server.viewer_write_timeout",
             s.viewer_write_timeout.unwrap_or(10.0),
-            0.1,
-            3600.0,
         )?;
-        let snapshot_wait = seconds(
-            "server.snapshot_wait",
-            s.snapshot_wait.unwrap_or(5.0),
-            0.1,
-            600.0,
-        )?;
+        let snapshot_wait = seconds("server.snapshot_wait", s.snapshot_wait.unwrap_or(5.0))?;
         let cluster = cluster(s.cluster, o.cluster.as_deref(), listen)?;
         Ok(Settings {
             listen,
@@ -478,7 +448,7 @@ mod tests {
         let e = build("[server]\nmax_cameras = \"lots\"\n").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "server.max_cameras: expected a whole number from 0 to 4294967295, found \"lots\""
+            "server.max_cameras: expected a whole number from 1 to 100000, found \"lots\""
         );
         let e = build("[server]\nsecret_file = \"/nonexistent/zerocam\"\n").unwrap_err();
         assert_eq!(e.key, "server.secret_file");
@@ -497,6 +467,19 @@ mod tests {
         let e = build("[server]\nsnapshot_wait = 1000\n").unwrap_err();
         assert_eq!(e.key, "server.snapshot_wait");
     }
+    #[test]
+    fn every_ranged_server_key_names_its_range_for_a_wrong_type() {
+        for r in crate::config::RANGES
+            .iter()
+            .filter(|r| r.key.starts_with("server."))
+        {
+            let (section, key) = r.key.rsplit_once('.').unwrap();
+            let e = build(&format!("[{section}]\n{key} = \"lots\"\n")).unwrap_err();
+            assert_eq!(e.key, r.key);
+            assert!(e.reason.contains(&r.describe()), "{e}");
+        }
+    }
+
     #[test]
     fn the_cluster_table_is_checked_key_by_key() {
         assert_eq!(build("").unwrap().cluster, None);

@@ -108,9 +108,10 @@ fn typed(kind: &str, fields: Map<String, Value>) -> Message {
     Message::text(Value::Object(m).to_string())
 }
 
-/// At most 200 characters of a peer's text, for log lines.
+/// At most 60 characters of a peer's text, for log lines (which fit a
+/// serial console's width).
 pub fn clip(s: &str) -> String {
-    match s.char_indices().nth(200) {
+    match s.char_indices().nth(60) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
     }

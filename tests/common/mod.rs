@@ -402,6 +402,19 @@ pub struct Zerocam {
     pub child: Child,
     /// stderr (the log) and stdout lines, in arrival order per stream.
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Log lines (stderr, info and above) too long for an 80-column serial
+    /// console with its timestamp: any fails the test when it ends.
+    pub too_long: Arc<Mutex<Vec<String>>>,
+}
+
+/// The longest log line, timestamp included, that fits a serial console.
+pub const MAX_LOG_LINE: usize = 100;
+
+/// A stderr line that a console shows at the default level and that is
+/// longer than [`MAX_LOG_LINE`] characters.
+pub fn too_long(line: &str) -> bool {
+    let quiet = [" DEBUG ", " TRACE "].iter().any(|l| line.contains(l));
+    !quiet && line.chars().count() > MAX_LOG_LINE
 }
 
 /// The path of the `zerocam` binary under test.
@@ -431,18 +444,26 @@ impl Zerocam {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn zerocam");
         let log = Arc::new(Mutex::new(Vec::new()));
+        let long = Arc::new(Mutex::new(Vec::new()));
         let out: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
         let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
-        for stream in [out, err] {
-            let (l, tag) = (log.clone(), tag.to_string());
+        for (stream, is_log) in [(out, false), (err, true)] {
+            let (l, long, tag) = (log.clone(), long.clone(), tag.to_string());
             thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     eprintln!("[{tag}] {line}");
+                    if is_log && too_long(&line) {
+                        long.lock().unwrap().push(line.clone());
+                    }
                     l.lock().unwrap().push(line);
                 }
             });
         }
-        Zerocam { child, log }
+        Zerocam {
+            child,
+            log,
+            too_long: long,
+        }
     }
 
     /// Log lines so far containing `needle`.
@@ -491,6 +512,14 @@ impl Drop for Zerocam {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Every path a test drives is checked for console-sized lines.
+        let long = self.too_long.lock().unwrap().clone();
+        if !long.is_empty() && !thread::panicking() {
+            panic!(
+                "log lines over {MAX_LOG_LINE} characters (an 80-column console with its timestamp):\n{}",
+                long.join("\n")
+            );
+        }
     }
 }
 
