@@ -138,12 +138,30 @@ impl FileConfig {
     /// A file for `zerocam relay` only: a `[server]` table and nothing a
     /// camera would read.
     pub fn is_relay_only(&self) -> bool {
-        self.server.is_some()
-            && self.camera.is_none()
-            && self.source == SourceSection::default()
-            && self.relay == RelaySection::default()
-            && self.backoff == BackoffSection::default()
-            && self.led == LedSection::default()
+        self.server.is_some() && self.camera_parts().is_empty()
+    }
+
+    /// The parts a camera reads (`camera`, `[source]`, `[relay]`,
+    /// `[backoff]`, `[led]`) that this file sets: what `zerocam relay`
+    /// ignores in it.
+    pub fn camera_parts(&self) -> Vec<&'static str> {
+        let mut parts = Vec::new();
+        if self.camera.is_some() {
+            parts.push("camera");
+        }
+        if self.source != SourceSection::default() {
+            parts.push("[source]");
+        }
+        if self.relay != RelaySection::default() {
+            parts.push("[relay]");
+        }
+        if self.backoff != BackoffSection::default() {
+            parts.push("[backoff]");
+        }
+        if self.led != LedSection::default() {
+            parts.push("[led]");
+        }
+        parts
     }
 }
 
@@ -404,15 +422,16 @@ pub fn parse_str(text: &str) -> Result<FileConfig, ConfigError> {
         let inner = e.into_inner();
         let msg = inner.message().to_string();
         // The path already ends with an unknown key's name.
+        let line = line_of(inner.span());
         let (key, reason) = match unknown_field_name(&msg) {
-            Some(field) if path == "." || path.is_empty() => (field, msg),
-            Some(_) => (path, msg),
-            None => {
-                let reason = friendly(&path, &msg);
-                (path, reason)
+            Some(field) if path == "." || path.is_empty() => {
+                let r = unknown_key(&field, &msg, &line);
+                (field, r)
             }
+            Some(field) => (path, unknown_key(&field, &msg, &line)),
+            None => (path.clone(), format!("{}{line}", friendly(&path, &msg))),
         };
-        ConfigError::new(&key, format!("{reason}{}", line_of(inner.span())))
+        ConfigError::new(&key, reason)
     })
 }
 
@@ -452,6 +471,60 @@ fn found_text(found: &str) -> &str {
         .or_else(|| found.strip_prefix("boolean "))
         .unwrap_or(found)
         .trim_matches('`')
+}
+
+/// serde's "unknown field `fsp`, expected one of `device`, …" as "unknown
+/// key (line 4); did you mean `fps`?" and the known keys on a second line:
+/// each line fits a serial console.
+pub fn unknown_key(field: &str, msg: &str, line: &str) -> String {
+    let known: Vec<&str> = msg
+        .split_once("expected ")
+        .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
+        .unwrap_or_default();
+    let near = known
+        .iter()
+        .filter(|k| edit_distance(k, field) <= 2)
+        .min_by_key(|k| edit_distance(k, field));
+    let mut out = format!("unknown key{line}");
+    if let Some(k) = near {
+        out.push_str(&format!("; did you mean `{k}`?"));
+    }
+    // The known keys, wrapped to console-sized lines.
+    let mut line = String::from("known here:");
+    for (i, k) in known.iter().enumerate() {
+        let word = if i + 1 < known.len() {
+            format!(" {k},")
+        } else {
+            format!(" {k}")
+        };
+        if line.len() + word.len() > 72 {
+            out.push('\n');
+            out.push_str(&line);
+            line = String::from(" ");
+        }
+        line.push_str(&word);
+    }
+    if !known.is_empty() {
+        out.push('\n');
+        out.push_str(&line);
+    }
+    out
+}
+
+/// Levenshtein distance, for suggesting a key (names are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 fn unknown_field_name(msg: &str) -> Option<String> {
@@ -676,7 +749,7 @@ fn default_source(source_exists: &dyn Fn(&Path) -> bool) -> Result<SourceKind, C
     } else {
         Err(ConfigError::new(
             "source.device",
-            "no camera given and /dev/video0 does not exist; pass --source /dev/videoN, or --source pattern for the built-in test pattern",
+            "no camera given and /dev/video0 does not exist\npass --source /dev/videoN, or --source pattern (a test pattern)",
         ))
     }
 }
@@ -737,6 +810,7 @@ impl Config {
             None => None,
         };
         let controls = parse_controls(s.controls.as_ref())?;
+        check_controls(&kind, &controls)?;
         let encode_threads = o
             .encode_threads
             .or(s.encode_threads)
@@ -821,6 +895,15 @@ impl Config {
                 ));
             }
         }
+        let auth_subprotocol = o.auth_subprotocol || r.auth_subprotocol.unwrap_or(false);
+        if auth_subprotocol && protocol == Protocol::Raw {
+            // A zerocam relay reads the token from the query or the
+            // Authorization header; the subprotocol is Phoenix's.
+            return Err(ConfigError::new(
+                "relay.auth_subprotocol",
+                "is for relay.protocol = \"phoenix\" (raw reads ?token= or Bearer)",
+            ));
+        }
         let heartbeat_interval = seconds(
             "relay.heartbeat_interval",
             o.heartbeat.or(r.heartbeat_interval).unwrap_or(30.0),
@@ -872,7 +955,7 @@ impl Config {
                 token,
                 protocol,
                 topic,
-                auth_subprotocol: o.auth_subprotocol || r.auth_subprotocol.unwrap_or(false),
+                auth_subprotocol,
                 ca,
                 heartbeat_interval,
                 stats_interval,
@@ -932,6 +1015,46 @@ fn parse_controls(t: Option<&toml::Table>) -> Result<Vec<(String, ControlValue)>
         out.push((name.clone(), value));
     }
     Ok(out)
+}
+
+/// What can be checked of `[source.controls]` before a camera opens: the
+/// pattern's own controls in full, and that an `exec:` source (or the
+/// MJPEG pattern) has none. A device's are checked when it opens, against
+/// what it reports; [`controls_checked_at_open`] says when that is so.
+fn check_controls(
+    kind: &SourceKind,
+    controls: &[(String, ControlValue)],
+) -> Result<(), ConfigError> {
+    let known = match kind {
+        SourceKind::Pattern => crate::capture::pattern::controls(false, false, 0),
+        SourceKind::PatternMjpeg | SourceKind::Exec(_) => Vec::new(),
+        SourceKind::Device(_) => return Ok(()),
+    };
+    for (name, v) in controls {
+        let key = format!("source.controls.{name}");
+        let Some(c) = known.iter().find(|c| &c.name == name) else {
+            if known.is_empty() {
+                return Err(ConfigError::new(
+                    &key,
+                    "no image controls here (an exec: program takes them as options)",
+                ));
+            }
+            let names: Vec<&str> = known.iter().map(|c| c.name.as_str()).collect();
+            return Err(ConfigError::new(
+                &key,
+                format!("no such control (the pattern has: {})", names.join(", ")),
+            ));
+        };
+        let prefix = format!("control {name}: ");
+        c.resolve(v)
+            .map_err(|e| ConfigError::new(&key, e.strip_prefix(&prefix).unwrap_or(&e)))?;
+    }
+    Ok(())
+}
+
+/// True when `[source.controls]` can only be checked once the device opens.
+pub fn controls_checked_at_open(source: &SourceConfig) -> bool {
+    matches!(source.kind, SourceKind::Device(_)) && !source.controls.is_empty()
 }
 
 fn parse_led_pin(v: Option<&toml::Value>) -> Result<LedPin, ConfigError> {
@@ -1010,10 +1133,16 @@ mod tests {
         assert_eq!(e.key, "relay.fsp", "{e}");
         let e = build(&format!("cmaera = \"x\"\n{OK}")).unwrap_err();
         assert_eq!(e.key, "cmaera", "{e}");
-        assert!(e.reason.contains("unknown field"), "{e}");
+        assert!(
+            e.reason
+                .starts_with("unknown key (line 1); did you mean `camera`?"),
+            "{e}"
+        );
         let e = build("[source]\nfsp = 3\n").unwrap_err();
         assert_eq!(e.key, "source.fsp");
         assert!(e.to_string().contains("line 2"), "{e}");
+        assert!(e.reason.contains("did you mean `fps`?"), "{e}");
+        assert!(e.reason.contains("\nknown here: device, size, fps"), "{e}");
     }
 
     #[test]
@@ -1216,11 +1345,13 @@ mod tests {
 
     #[test]
     fn source_controls_are_read_and_checked() {
+        // A device's controls are checked when it opens; here, the form.
         let c = build(&OK.replace(
             "device = \"pattern\"",
-            "device = \"pattern\"\n[source.controls]\nbrightness = 10\nhflip = true\npower_line_frequency = \"50 Hz\"",
+            "device = \"/dev/video0\"\n[source.controls]\nbrightness = 10\nhflip = true\npower_line_frequency = \"50 Hz\"",
         ))
         .unwrap();
+        assert!(controls_checked_at_open(&c.source));
         assert_eq!(
             c.source.controls,
             vec![
@@ -1244,6 +1375,35 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.key, "source.controls.Brightness");
+        // The pattern's own controls are checked in full before it starts,
+        // and an exec: source has none.
+        for (controls, key, words) in [
+            (
+                "brightness = 500",
+                "brightness",
+                "500 is out of range (-100..=100)",
+            ),
+            ("hflip = \"yes\"", "hflip", "\"yes\" is not true or false"),
+            (
+                "zoom = 1",
+                "zoom",
+                "no such control (the pattern has: hflip, vflip, brightness)",
+            ),
+        ] {
+            let e = build(&OK.replace(
+                "device = \"pattern\"",
+                &format!("device = \"pattern\"\n[source.controls]\n{controls}"),
+            ))
+            .unwrap_err();
+            assert_eq!(e.key, format!("source.controls.{key}"));
+            assert_eq!(e.reason, words);
+        }
+        let e = build(&OK.replace(
+            "device = \"pattern\"",
+            "device = \"exec:rpicam-vid -o -\"\n[source.controls]\nhflip = true",
+        ))
+        .unwrap_err();
+        assert!(e.reason.contains("no image controls"), "{e}");
     }
 
     #[test]

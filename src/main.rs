@@ -187,7 +187,21 @@ fn main() -> ExitCode {
         Err(e) => {
             // Plain stderr: the logger may not be installed yet (config
             // errors), and systemd sends stderr to the journal either way.
-            eprintln!("zerocam: error: {e:#}");
+            // One line when it fits a serial console (100 columns with the
+            // journal's prefix cut), else the chain of causes a line each.
+            let one = format!("error: {e:#}");
+            if one.chars().count() <= 100 || one.contains('\n') {
+                // A message's own second line is a hint: indented.
+                eprintln!("{}", one.replace('\n', "\n  "));
+            } else {
+                let mut chain = e.chain();
+                if let Some(top) = chain.next() {
+                    eprintln!("error: {top}");
+                }
+                for cause in chain {
+                    eprintln!("  {cause}");
+                }
+            }
             ExitCode::FAILURE
         }
     }
@@ -267,19 +281,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // called ok here starts there.
             let cfg = Config::build(f, &Overrides::default(), true)?;
             preflight(&cfg, device::notify::watchdog_from_env())?;
+            println!("{}: ok", file.display());
             println!(
-                "{}: ok (camera {}, source {}, relay {})",
-                file.display(),
+                "camera {}, source {}, relay {}",
                 cfg.camera,
                 cfg.source.kind,
-                cfg.relay.url
+                stream::connect::shown(&cfg.relay.url)
             );
+            if config::controls_checked_at_open(&cfg.source) {
+                println!("[source.controls]: checked when the camera opens (it says what it has)");
+            }
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "relay")]
         Cmd::Relay(a) => {
             logging::init(a.log_level.as_deref());
             let file = load_file(a.config.as_deref())?;
+            let ignored = file.camera_parts();
+            if !ignored.is_empty() {
+                log::info!(
+                    "config: ignoring {} (a camera's; the relay reads [server])",
+                    ignored.join(", ")
+                );
+            }
             let o = zerocam::relay::RelayOverrides {
                 listen: a.listen,
                 tokens: a.tokens,
@@ -351,17 +375,30 @@ fn install_signal_handlers(p: &std::sync::Arc<pipeline::Pipeline>) -> anyhow::Re
 }
 
 fn stream_main(cfg: Config) -> anyhow::Result<ExitCode> {
+    // Two lines, each within a serial console's width (a URL may be long).
     log::info!(
-        "zerocam {} camera {} source {} {}x{}@{} → {} ({})",
+        "zerocam {}, camera {}: {} {}x{}@{}",
         zerocam::VERSION,
         cfg.camera,
         cfg.source.kind,
         cfg.source.width,
         cfg.source.height,
-        cfg.source.fps,
-        cfg.relay.url,
-        cfg.relay.protocol
+        cfg.source.fps
     );
+    let urls = if cfg.relay.urls.is_empty() {
+        std::slice::from_ref(&cfg.relay.url)
+    } else {
+        &cfg.relay.urls[..]
+    };
+    for (i, url) in urls.iter().enumerate() {
+        let n = if urls.len() > 1 {
+            format!(" {}", i + 1)
+        } else {
+            String::new()
+        };
+        let shown = stream::connect::shown(url);
+        log::info!("relay{n}: {shown} ({})", cfg.relay.protocol);
+    }
     let pipeline = pipeline::Pipeline::for_source(&cfg.source)?;
     install_signal_handlers(&pipeline)?;
     let capture = capture::spawn(pipeline.clone(), cfg.source.clone())?;
@@ -379,12 +416,16 @@ fn stream_main(cfg: Config) -> anyhow::Result<ExitCode> {
         anyhow::bail!(why);
     }
     let t = pipeline.snapshot();
+    // Two lines, each within a serial console's width.
     log::info!(
-        "stopped: {} frames captured, {} sent, {} dropped, {} corrupt, {} source errors, {} reconnects",
+        "stopped: {} captured, {} sent, {} dropped, {} corrupt",
         t.captured,
         t.sent,
         t.dropped,
-        t.corrupt,
+        t.corrupt
+    );
+    log::info!(
+        "stopped: {} source errors, {} reconnects",
         t.source_errors,
         t.reconnects
     );

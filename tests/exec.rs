@@ -273,7 +273,7 @@ fn mjpeg_read_as_raw_is_named_not_streamed_as_noise() {
     let cam = camera(&relay, MJPEG, &["--format", "YU12", "--size", "320x240"]);
     assert!(
         cam.wait_log(
-            r#"ffmpeg writes JPEG, not yu12: set source.format = "MJPG""#,
+            "ffmpeg writes JPEG, not yu12 (source.format = MJPG)",
             15 * SEC
         )
         .is_some()
@@ -292,7 +292,7 @@ fn a_byte_count_that_is_no_whole_frame_is_named() {
     );
     assert!(
         cam.wait_log(
-            "12288 B is no whole number of 64x64 yuyv frames (YU12/NV12 would fit)",
+            "12288 B: not a whole number of 64x64 yuyv frames (YU12/NV12 fits)",
             15 * SEC
         )
         .is_some()

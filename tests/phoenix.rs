@@ -63,6 +63,8 @@ enum Ev {
     Connected {
         conn: usize,
         uri: String,
+        /// What the camera offered in Sec-WebSocket-Protocol.
+        subprotocol: Option<String>,
     },
     Join {
         conn: usize,
@@ -213,14 +215,34 @@ fn serve(
 ) {
     s.set_nonblocking(false).unwrap();
     let mut uri = String::new();
-    let cb = |req: &Request, resp: Response| {
+    let mut subprotocol = None;
+    // As Phoenix 1.8 with `auth_token: true` (or 1.7 with `websocket:
+    // [subprotocols: ["phoenix"]]`): "phoenix" is picked when offered.
+    let cb = |req: &Request, mut resp: Response| {
         uri = req.uri().to_string();
+        let offered = req
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if offered
+            .as_deref()
+            .is_some_and(|v| v.split(',').any(|p| p.trim() == "phoenix"))
+        {
+            resp.headers_mut()
+                .insert("sec-websocket-protocol", "phoenix".parse().unwrap());
+        }
+        subprotocol = offered;
         Ok(resp)
     };
     let Ok(mut ws) = tungstenite::accept_hdr(s, cb) else {
         return;
     };
-    let _ = tx.send(Ev::Connected { conn, uri });
+    let _ = tx.send(Ev::Connected {
+        conn,
+        uri,
+        subprotocol,
+    });
     ws.get_ref()
         .set_read_timeout(Some(Duration::from_millis(20)))
         .unwrap();
@@ -385,6 +407,32 @@ fn frames_on(evs: &[Ev]) -> Vec<(String, String)> {
             _ => None,
         })
         .collect()
+}
+
+#[test]
+fn with_the_auth_subprotocol_the_token_stays_out_of_the_url() {
+    let server = PhxServer::start(Script::default());
+    // base64 of this token contains '/', which Phoenix's decoder needs as is.
+    let _cam = camera(&server, &["--token", "x??>", "--auth-subprotocol"]);
+    let (uri, offered) = server
+        .wait_for(10 * SEC, |e| match e {
+            Ev::Connected {
+                uri, subprotocol, ..
+            } => Some((uri, subprotocol)),
+            _ => None,
+        })
+        .expect("camera connects");
+    assert_eq!(uri, "/socket/websocket?vsn=2.0.0", "no token in the URL");
+    assert_eq!(
+        offered.as_deref(),
+        Some("phoenix, base64url.bearer.phx.eD8/Pg")
+    );
+    assert!(
+        server
+            .wait_for(10 * SEC, |e| matches!(e, Ev::Frame { .. }).then_some(()))
+            .is_some(),
+        "streams once joined"
+    );
 }
 
 #[test]

@@ -235,7 +235,7 @@ fn auth_is_checked_before_the_upgrade() {
         403
     );
     assert!(relay.metric("zerocam_auth_failures_total") >= 4.0);
-    assert!(relay.logged("refused with 403"));
+    assert!(relay.logged("refused, 403"));
 }
 
 #[test]
@@ -723,7 +723,7 @@ fn text_messages_are_capped_and_rejects_are_logged_not_spammed() {
     cam.ws.close(None).unwrap();
     let _ = cam.ws.read();
     eventually("the camera's last line", || relay.logged("noisy: 199 more"));
-    let lines = relay.proc.lines_with("camera noisy: rejected");
+    let lines = relay.proc.lines_with("camera noisy: 1 frame(s) rejected");
     assert_eq!(lines.len(), 1, "{lines:?}");
 }
 
@@ -1195,4 +1195,105 @@ fn settings_changes_are_refused_without_admin_and_time_out_without_an_answer() {
         relay.metric("zerocam_settings_rejected_total{camera=\"quiet\",reason=\"timeout\"}"),
         1.0
     );
+}
+
+#[test]
+fn config_errors_fit_a_serial_console_and_say_what_waits_for_the_camera() {
+    let dir = TempDir::new("console");
+    let p = dir.0.join("z.toml");
+    let check = |text: &str| {
+        std::fs::write(&p, text).unwrap();
+        let out = Command::new(bin())
+            .arg("check-config")
+            .arg(&p)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in text.lines() {
+            assert!(
+                !common::too_long(line),
+                "over {} columns: {line}",
+                common::MAX_LOG_LINE
+            );
+        }
+        (out.status.success(), text)
+    };
+    let base = "camera = \"c\"\n[relay]\nurl = \"ws://127.0.0.1:9/ingest/c\"\n";
+    for (extra, words) in [
+        (
+            "[source]\nfps = \"fifteen\"\n",
+            "source.fps: expected a whole number from 1 to 120",
+        ),
+        (
+            "[source]\nfps = 0\n",
+            "source.fps: 0 is out of range (1..=120)",
+        ),
+        ("[source]\nquality = 101\n", "source.quality"),
+        ("[source]\nsize = \"big\"\n", "source.size"),
+        ("[source]\nformat = \"H264\"\n", "source.format"),
+        ("[source]\nfsp = 5\n", "fsp"),
+        ("[relay]\nwindow = 100\n", "relay.window"),
+        ("[backoff]\nbase = 5.0\nmax = 1.0\n", "backoff.max"),
+        ("[led]\npin = 99\n", "led.pin"),
+        (
+            "[source]\ndevice = \"pattern\"\n[source.controls]\nbrightness = 500\n",
+            "source.controls.brightness: 500 is out of range (-100..=100)",
+        ),
+        (
+            "[source]\ndevice = \"pattern\"\n[source.controls]\nhflip = \"yes\"\n",
+            "source.controls.hflip: \"yes\" is not true or false",
+        ),
+        (
+            "[source]\ndevice = \"pattern\"\n[source.controls]\nzoom = 1\n",
+            "source.controls.zoom: no such control",
+        ),
+        (
+            "[source]\ndevice = \"exec:rpicam-vid -o -\"\n[source.controls]\nhflip = true\n",
+            "no image controls",
+        ),
+        (
+            "[server]\nmax_cameras = \"lots\"\n",
+            "server.max_cameras: expected a whole number from 1 to 100000",
+        ),
+    ] {
+        // base ends in [relay]: keys of that table go on; the source is
+        // the pattern unless the case names one.
+        let extra = match extra.strip_prefix("[source]\n") {
+            Some(rest) if !rest.starts_with("device") => {
+                format!("[source]\ndevice = \"pattern\"\n{rest}")
+            }
+            _ if !extra.contains("[source]") => format!("[source]\ndevice = \"pattern\"\n{extra}"),
+            _ => extra.to_string(),
+        };
+        let text = match extra.strip_prefix("[source]\ndevice = \"pattern\"\n[relay]\n") {
+            Some(keys) => format!("{base}{keys}[source]\ndevice = \"pattern\"\n"),
+            None => format!("{base}{extra}"),
+        };
+        let (ok, out) = check(&text);
+        assert!(!ok, "{extra}: {out}");
+        assert!(out.contains(words), "{extra}: {out}");
+    }
+    // A device's controls: checked when it opens, and check-config says so.
+    let (ok, out) = check(&format!(
+        "{base}[source]\ndevice = \"/dev/video0\"\n[source.controls]\nbrightness = 500\n"
+    ));
+    assert!(ok, "{out}");
+    assert!(out.contains("checked when the camera opens"), "{out}");
+}
+
+#[test]
+fn a_relay_says_which_camera_parts_of_its_config_it_ignores() {
+    let relay = Relay::start(
+        &[],
+        Some("camera = \"porch\"\n[source]\nfps = 5\n[server]\nmax_cameras = 8\n"),
+    );
+    let line = relay
+        .proc
+        .wait_log("config: ignoring", HANG)
+        .expect("one line naming what it ignores");
+    assert!(line.contains("camera, [source]"), "{line}");
 }

@@ -366,18 +366,25 @@ impl ExecSource {
             Ok(None) => "closed its output but kept running".to_string(),
             Err(e) => format!("closed its output; cannot wait for it: {e}"),
         };
+        self.warn_leftover();
         io::Error::new(
             io::ErrorKind::UnexpectedEof,
-            format!(
-                "{} stopped ({status}){}",
-                self.program,
-                self.leftover_hint()
-            ),
+            format!("{} stopped ({status})", self.program),
         )
+    }
+
+    /// Logs what a partly read raw frame says about `source.format` and
+    /// `source.size`, if one is there.
+    fn warn_leftover(&self) {
+        let hint = self.leftover_hint();
+        if !hint.is_empty() {
+            log::warn!("{hint}");
+        }
     }
 
     /// For a raw format with part of a frame read: what the byte count
     /// says about `source.format` and `source.size` (empty otherwise).
+    /// Short: it is a log line of its own.
     fn leftover_hint(&self) -> String {
         let SourceFormat::Raw(format) = self.granted.format else {
             return String::new();
@@ -392,12 +399,12 @@ impl ExecSource {
         };
         use crate::encode::RawFormat::{Nv12, Yu12, Yuyv};
         let other = match format {
-            Yuyv if fits(Yu12) => " (YU12/NV12 would fit)",
-            Yu12 | Nv12 if fits(Yuyv) => " (YUYV would fit)",
+            Yuyv if fits(Yu12) => " (YU12/NV12 fits)",
+            Yu12 | Nv12 if fits(Yuyv) => " (YUYV fits)",
             _ => " (format? size?)",
         };
         format!(
-            "; {} B is no whole number of {w}x{h} {} frames{other}",
+            "{} B: not a whole number of {w}x{h} {} frames{other}",
             self.total_in,
             format.name()
         )
@@ -410,7 +417,7 @@ impl ExecSource {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
-                    "{} writes JPEG, not {}: set source.format = \"MJPG\"",
+                    "{} writes JPEG, not {} (source.format = MJPG)",
                     self.program,
                     self.granted.format.name()
                 ),
@@ -631,13 +638,13 @@ impl FrameSource for ExecSource {
                 }));
             }
             if self.last_frame.elapsed() > self.stall {
+                self.warn_leftover();
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
-                        "{} wrote no frame for {:.1} s (stalled){}",
+                        "{} wrote no frame for {:.1} s (stalled)",
                         self.program,
-                        self.stall.as_secs_f64(),
-                        self.leftover_hint()
+                        self.stall.as_secs_f64()
                     ),
                 ));
             }

@@ -243,7 +243,8 @@ impl Recovery {
         let retry = source_error::policy(e.kind, self.ever_opened, self.waits_for_device);
         if retry == Policy::Fatal {
             let hint = match e.kind {
-                Kind::NoDevice => "; set source.wait_for_device to wait for it",
+                // A line of its own: each fits a serial console.
+                Kind::NoDevice => "\nset source.wait_for_device to wait for it",
                 _ => "",
             };
             p.fail(format!("source {}: {e}{hint}", cfg.kind));
@@ -256,11 +257,12 @@ impl Recovery {
         if self.logged.as_deref() == Some(what.as_str()) {
             log::debug!("source {what} (retrying)");
         } else {
+            // What failed, then what happens next: two lines that each
+            // fit a serial console.
+            log::warn!("source {what}");
             match retry {
-                Policy::RetrySlowly => {
-                    log::warn!("source {what}; retrying every {} s", SLOW_RETRY.as_secs())
-                }
-                _ => log::warn!("source {what}; reopening with backoff"),
+                Policy::RetrySlowly => log::info!("retrying every {} s", SLOW_RETRY.as_secs()),
+                _ => log::info!("reopening with backoff"),
             }
             self.logged = Some(what);
         }
@@ -298,7 +300,7 @@ fn apply_controls(p: &Pipeline, src: &mut dyn FrameSource, requests: Vec<(String
                 );
             } else {
                 log::warn!(
-                    "control {name}: this source has no such control (it has: {})",
+                    "control {name}: no such control (the source has {})",
                     names.join(", ")
                 );
             }
@@ -511,17 +513,11 @@ impl Publisher {
         match (open_hw(cfg.encoder_format, raw, g, import), cfg.encoder) {
             (Ok(enc), _) => {
                 log::info!(
-                    "encoding {} {}x{} to {} in hardware: {}, {}",
-                    raw.name(),
-                    g.width,
-                    g.height,
-                    mode::fourcc_str(&enc.coded()),
+                    "encoder: {}, {}→{}, {}",
                     enc.describe(),
-                    if enc.imports() {
-                        "frames passed as DMABUF"
-                    } else {
-                        "frames copied"
-                    }
+                    raw.name(),
+                    mode::fourcc_str(&enc.coded()),
+                    if enc.imports() { "DMABUF" } else { "copied" }
                 );
                 self.hw = Some(enc);
                 true
@@ -532,7 +528,7 @@ impl Publisher {
             }
             (Err(e), _) => {
                 if !self.told_no_hw {
-                    log::info!("{e}; encoding in software");
+                    log::info!("encoder: software; {e}");
                     self.told_no_hw = true;
                 }
                 true
@@ -596,7 +592,7 @@ impl Publisher {
     /// Drops the hardware encoder for good after `e`: one log line,
     /// counted. False: encode in software.
     fn hw_failed(&mut self, p: &Pipeline, e: io::Error) -> bool {
-        log::warn!("hardware encoder failed ({e}); encoding in software from now on");
+        log::warn!("hardware encoder failed ({e}); software from now on");
         p.counters.encoder_fallbacks.fetch_add(1, Ordering::Relaxed);
         self.hw = None;
         false

@@ -285,30 +285,7 @@ impl FrameSource for PatternSource {
     }
 
     fn controls(&mut self) -> Vec<ControlInfo> {
-        let flag = |name: &str, id, on: bool| ControlInfo {
-            name: name.into(),
-            id,
-            kind: Kind::Boolean,
-            default: 0,
-            value: i64::from(on),
-            read_only: false,
-        };
-        vec![
-            flag("hflip", HFLIP, self.hflip),
-            flag("vflip", VFLIP, self.vflip),
-            ControlInfo {
-                name: "brightness".into(),
-                id: BRIGHTNESS,
-                kind: Kind::Integer {
-                    min: -100,
-                    max: 100,
-                    step: 1,
-                },
-                default: 0,
-                value: self.brightness,
-                read_only: false,
-            },
-        ]
+        controls(self.hflip, self.vflip, self.brightness)
     }
 
     fn set_control(&mut self, id: u32, value: i64) -> io::Result<()> {
@@ -325,6 +302,35 @@ impl FrameSource for PatternSource {
         }
         Ok(())
     }
+}
+
+/// The test pattern's image controls, with these values (also what
+/// `check-config` checks `[source.controls]` against for the pattern).
+pub fn controls(hflip: bool, vflip: bool, brightness: i64) -> Vec<ControlInfo> {
+    let flag = |name: &str, id, on: bool| ControlInfo {
+        name: name.into(),
+        id,
+        kind: Kind::Boolean,
+        default: 0,
+        value: i64::from(on),
+        read_only: false,
+    };
+    vec![
+        flag("hflip", HFLIP, hflip),
+        flag("vflip", VFLIP, vflip),
+        ControlInfo {
+            name: "brightness".into(),
+            id: BRIGHTNESS,
+            kind: Kind::Integer {
+                min: -100,
+                max: 100,
+                step: 1,
+            },
+            default: 0,
+            value: brightness,
+            read_only: false,
+        },
+    ]
 }
 
 /// Sleep-to-schedule pacing shared by the pattern sources: true when the

@@ -56,7 +56,7 @@ impl SourceError {
         match e.raw_os_error() {
             Some(libc::ENOENT) => SourceError::new(
                 Kind::NoDevice,
-                "does not exist; camera unplugged, or its driver not loaded?".to_string(),
+                "does not exist (unplugged? no driver?)".to_string(),
             ),
             Some(libc::ENODEV | libc::ENXIO) => {
                 SourceError::new(Kind::NoDevice, "no such device (unplugged?)".to_string())

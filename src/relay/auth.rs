@@ -72,9 +72,7 @@ impl CameraAuth {
             return Ok(());
         }
         let Some(token) = token else {
-            return Err(Denied::missing(
-                "token (?token=… or Authorization: Bearer …)",
-            ));
+            return Err(Denied::missing("token (?token= or Bearer)"));
         };
         let shared = self.shared.iter().any(|t| ct_eq(t, token));
         let own = self

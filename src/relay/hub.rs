@@ -483,7 +483,7 @@ impl Hub {
         let generation = {
             let mut st = lock(&camera.state);
             if let Some(old) = st.kick.take() {
-                let _ = old.send("replaced by a newer connection for this camera id".to_string());
+                let _ = old.send("replaced by a newer connection".to_string());
                 self.replaced.fetch_add(1, Ordering::Relaxed);
             }
             let generation = st.generation + 1;

@@ -144,7 +144,7 @@ pub async fn run(app: Arc<App>, mut socket: WebSocket, mut attached: Attached) {
                         )
                     }
                     Some(Err(e)) => {
-                        log::warn!("camera {id}: {e}");
+                        log::warn!("camera {id}: {}", short_ws_error(&e.to_string()));
                         Step::Gone
                     }
                     Some(Ok(Message::Binary(data))) => {
@@ -170,10 +170,10 @@ pub async fn run(app: Arc<App>, mut socket: WebSocket, mut attached: Attached) {
         }
     };
     for (reason, n) in log.unlogged() {
-        log::warn!("camera {id}: {n} more message(s) rejected ({reason})");
+        log::warn!("camera {id}: {n} more rejected ({reason})");
     }
     if let Step::Close(code, reason) = end {
-        log::info!("camera {id}: closing ({code} {reason})");
+        log::info!("camera {id}: closing, {code} {reason}");
         let frame = CloseFrame {
             code,
             reason: reason.into(),
@@ -227,10 +227,7 @@ fn on_binary(
             camera.reject(why);
             *rejects_in_row += 1;
             if let Some(n) = log.note(why.as_str(), std::time::Instant::now()) {
-                log::warn!(
-                    "camera {id}: rejected {n} message(s): {why} (last one {} bytes)",
-                    data.len()
-                );
+                log::warn!("camera {id}: {n} frame(s) rejected: {why}");
             }
             let limit = app.settings.max_consecutive_rejects;
             if *rejects_in_row >= limit {
@@ -256,13 +253,14 @@ fn on_text(camera: &Camera, text: &str, log: &mut RejectLog) {
                 }
             }
             let field = |k: &str| h.get(k).map(|v| v.to_string()).unwrap_or_default();
+            // The camera's own strings, clipped: a line fits a console.
             log::info!(
                 "camera {id}: hello {}x{} {} fps {} version {}",
                 field("width"),
                 field("height"),
                 field("fps"),
-                field("format"),
-                field("version"),
+                crate::wire::message::clip_str(&field("format"), 12),
+                crate::wire::message::clip_str(&field("version"), 16),
             );
             camera.set_hello(h);
         }
@@ -276,8 +274,18 @@ fn on_text(camera: &Camera, text: &str, log: &mut RejectLog) {
         Err(e) => {
             camera.counters.bad_text.fetch_add(1, Ordering::Relaxed);
             if let Some(n) = log.note(e.as_str(), std::time::Instant::now()) {
-                log::warn!("camera {id}: {n} text message(s) not understood: {e}");
+                log::warn!("camera {id}: {n} text(s) not understood: {e}");
             }
         }
     }
+}
+
+/// A WebSocket error in a few words: the usual one (a camera that lost
+/// power or its network) in plain words, the rest without the prefix.
+fn short_ws_error(e: &str) -> String {
+    let e = e.strip_prefix("WebSocket protocol error: ").unwrap_or(e);
+    if e == "Connection reset without closing handshake" {
+        return "gone without a close (reset)".into();
+    }
+    e.to_string()
 }

@@ -773,11 +773,7 @@ async fn ingest_ws(
             .check(&id, token.as_deref(), std::time::SystemTime::now())
     {
         app.hub.auth_failures.fetch_add(1, Ordering::Relaxed);
-        log::warn!(
-            "camera {id}: refused with {} ({})",
-            d.status.as_u16(),
-            d.message
-        );
+        log::warn!("camera {id}: refused, {}: {}", d.status.as_u16(), d.message);
         return plain(d.status, d.message);
     }
     let ws = match ws {
@@ -788,7 +784,7 @@ async fn ingest_ws(
         Ok(a) => a,
         Err(Full::MaxCameras(n)) => {
             log::warn!(
-                "camera {id}: refused with 503: {n} cameras known (server.max_cameras), all online or watched"
+                "camera {id}: refused, 503: {n} cameras known (server.max_cameras), all in use"
             );
             return plain(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -283,7 +283,13 @@ pub fn parse_section(table: Option<&toml::Table>) -> Result<ServerSection, Confi
             } else {
                 format!("server.{path}")
             };
-            let reason = crate::config::friendly(&key, e.into_inner().message());
+            let msg = e.into_inner().message().to_string();
+            let reason = match msg.strip_prefix("unknown field `") {
+                Some(rest) => {
+                    crate::config::unknown_key(rest.split('`').next().unwrap_or(""), &msg, "")
+                }
+                None => crate::config::friendly(&key, &msg),
+            };
             ConfigError::new(&key, reason)
         },
     )

@@ -46,20 +46,18 @@ impl std::fmt::Display for ConnectError {
         match self {
             // Phoenix answers 403 for any connect/1 that fails, not only
             // for a bad token (e.g. a missing path param).
-            ConnectError::Refused(status) if status.as_u16() == 403 => f.write_str(
-                "refused by the relay (HTTP 403: bad token, or the socket's \
-                 connect/1 refused the params)",
-            ),
+            ConnectError::Refused(status) if status.as_u16() == 403 => {
+                f.write_str("refused (HTTP 403): bad token, or connect/1 refused the params")
+            }
             ConnectError::Refused(status) => write!(
                 f,
-                "refused by the relay (HTTP {}: authentication required: check the token)",
+                "refused (HTTP {}): authentication required, check the token",
                 status.as_u16()
             ),
-            ConnectError::NoSubprotocol => f.write_str(
-                "the relay does not speak the Phoenix auth subprotocol \
-                 (Phoenix < 1.8, or a socket without `auth_token: true`): \
-                 turn relay.auth_subprotocol / --auth-subprotocol off",
-            ),
+            // Phoenix < 1.8, or a socket without `auth_token: true`.
+            ConnectError::NoSubprotocol => {
+                f.write_str("no auth subprotocol at the relay: turn relay.auth_subprotocol off")
+            }
             ConnectError::Other(why) => f.write_str(why),
         }
     }
@@ -133,6 +131,26 @@ pub fn redact(url: &str) -> String {
         }
     }
 }
+
+/// A relay URL as log lines show it: the token redacted, and a long one
+/// cut in the middle to [`SHOWN_URL`] characters, so that a line with it
+/// fits a serial console.
+pub fn shown(url: &str) -> String {
+    let r = redact(url);
+    let n = r.chars().count();
+    if n <= SHOWN_URL {
+        return r;
+    }
+    let head: String = r.chars().take(SHOWN_URL / 2).collect();
+    let tail: String = r
+        .chars()
+        .skip(n - (SHOWN_URL - SHOWN_URL / 2 - 1))
+        .collect();
+    format!("{head}…{tail}")
+}
+
+/// The longest URL a log line shows whole.
+pub const SHOWN_URL: usize = 44;
 
 fn timeout_error(e: &io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
@@ -356,7 +374,7 @@ fn connect_addr(
     let other = |what: &str, e: &dyn std::fmt::Display| ConnectError::Other(format!("{what}: {e}"));
     let late = || {
         ConnectError::Other(format!(
-            "{addr}: no handshake reply in time (relay.connect_timeout, or 2 × heartbeat)"
+            "{addr}: no handshake reply (relay.connect_timeout)"
         ))
     };
     let req = request(relay, url)?;
@@ -364,10 +382,15 @@ fn connect_addr(
         Ok(s) => s,
         Err(e) if timeout_error(&e) => {
             return Err(ConnectError::Other(format!(
-                "connect to {addr}: no answer in time (relay.connect_timeout, or 2 × heartbeat)"
+                "{addr}: no answer (relay.connect_timeout)"
             )));
         }
-        Err(e) => return Err(other(&format!("connect to {addr}"), &e)),
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+            return Err(ConnectError::Other(format!(
+                "{addr} refused the connection"
+            )));
+        }
+        Err(e) => return Err(other(&addr.to_string(), &e)),
     };
     tune_socket(&stream, relay).map_err(|e| other("socket setup", &e))?;
     let fd = stream.as_raw_fd();
@@ -419,6 +442,13 @@ fn connect_addr(
             Err(HandshakeError::Failure(tungstenite::Error::Io(e))) if timeout_error(&e) => {
                 return Err(late());
             }
+            // rustls's own words ("invalid peer certificate: …") say it.
+            Err(HandshakeError::Failure(tungstenite::Error::Io(e)))
+                if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) =>
+            {
+                let inner = e.get_ref().map(ToString::to_string).unwrap_or_default();
+                return Err(ConnectError::Other(format!("TLS: {inner}")));
+            }
             Err(HandshakeError::Failure(e)) => return Err(other("handshake", &e)),
         }
     }
@@ -444,5 +474,13 @@ mod tests {
     fn tokens_are_redacted_in_logs() {
         assert_eq!(redact("ws://h/x?a=1&token=s3cret"), "ws://h/x?a=1&token=…");
         assert_eq!(redact("ws://h/x"), "ws://h/x");
+        assert_eq!(shown("ws://h/x?token=s3cret"), "ws://h/x?token=…");
+        let long = "wss://camera-relay.example.com:4443/socket/websocket?vsn=2.0.0&token=s";
+        let s = shown(long);
+        assert_eq!(s.chars().count(), SHOWN_URL, "{s}");
+        assert!(
+            s.starts_with("wss://camera-relay.exa") && s.ends_with("token=…"),
+            "{s}"
+        );
     }
 }

@@ -69,7 +69,8 @@ impl Dialect for Raw {
                 vec![]
             }
             Err(e) => {
-                log::warn!("relay command {e}: {}", clip(text));
+                log::warn!("relay command {e}");
+                log::debug!("the command: {}", clip(text));
                 vec![]
             }
         }

@@ -73,36 +73,44 @@ pub fn run(cfg: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
             url: urls[i].clone(),
             ..cfg.relay.clone()
         };
-        let shown = connect::redact(&relay.url);
+        // The relay as hello names it (token redacted), and as log lines
+        // show it (also shortened to fit a console).
+        let named = connect::redact(&relay.url);
+        let shown = connect::shown(&relay.url);
         let mut dialect = new_dialect(&relay);
         p.health.set_link(LinkState::Connecting);
         let beat = || p.health.beat_stream();
         // A refusal by policy (401/403, close 1008): retrying soon cannot help.
         let mut refused = false;
+        // A link that was up and went (else: it never came up), and what
+        // the relay's close code suggests.
+        let mut lost = false;
+        let mut hint = None;
         let why = match connect::connect(&relay, dialect.url(), tls.clone(), &beat) {
             Ok((ws, fd, addr)) => {
                 connections += 1;
                 if connections > 1 {
                     p.counters.reconnects.fetch_add(1, Ordering::Relaxed);
                 }
-                log::info!("connected to {shown} ({addr}, {})", relay.protocol);
+                log::info!("connected to {shown}");
+                log::debug!("{shown}: {addr}, {}", relay.protocol);
                 rotation.connected(i);
                 let since = Instant::now();
                 backoff.connected(since);
                 let mut conn = Connection::new(ws, fd, &relay, p);
-                let end = conn.drive(dialect.as_mut(), &cfg.camera, &shown, &mut stats);
+                let end = conn.drive(dialect.as_mut(), &cfg.camera, &named, &mut stats);
+                hint = conn.hint.take();
                 backoff.disconnected(Instant::now());
                 let stable = since.elapsed() >= cfg.backoff.stable_after;
+                lost = true;
                 match end {
                     End::Shutdown => break,
                     End::Lost(why) => {
-                        log::warn!("link lost ({shown}): {why}");
                         rotation.lost(stable);
                         why
                     }
                     End::Refused(why) => {
                         p.health.set_link(LinkState::Error);
-                        log::warn!("link lost ({shown}): {why}");
                         rotation.lost(false);
                         refused = true;
                         why
@@ -121,8 +129,24 @@ pub fn run(cfg: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
         if p.controls.shutting_down() {
             break;
         }
+        // What happened, then what comes next, each line short enough for
+        // a serial console: the relay is named by its place in relay.url
+        // (the start-up lines list them).
+        let which = if urls.len() > 1 {
+            format!("relay {}: ", i + 1)
+        } else {
+            String::new()
+        };
+        if lost {
+            log::warn!("link lost: {which}{why}");
+        } else {
+            log::warn!("{which}{why}");
+        }
+        if let Some(h) = hint {
+            log::info!("{h}");
+        }
         if rotation.has_next() {
-            log::warn!("{shown}: {why}; trying the next relay now");
+            log::info!("trying the next relay now");
             continue;
         }
         // The round is used up: back off (the longest after a refusal),
@@ -133,12 +157,12 @@ pub fn run(cfg: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
             backoff.next_delay()
         };
         let what = if urls.len() > 1 {
-            format!("{shown}: {why} (no relay in relay.url took the camera)")
+            " (no relay in relay.url took the camera)"
         } else {
-            why
+            ""
         };
         log::warn!(
-            "reconnect attempt {} in {:.1}s: {what}",
+            "reconnect attempt {} in {:.1}s{what}",
             backoff.attempt(),
             delay.as_secs_f64()
         );
@@ -246,35 +270,34 @@ fn sleep_interruptibly(
 }
 
 /// What a relay's close code means for the camera, in the log's words
-/// (PROTOCOL.md, "Closing"; the codes Bandit and Phoenix send), and whether
-/// it is a refusal. `heartbeat` is relay.heartbeat_interval, named when an
-/// idle timeout is the likely cause.
-fn close_reason(code: u16, reason: &str, heartbeat: Duration) -> (String, bool) {
+/// (PROTOCOL.md, "Closing"; the codes Bandit and Phoenix send): the fact,
+/// a hint on a line of its own (so that each fits a serial console), and
+/// whether it is a refusal. `heartbeat` is relay.heartbeat_interval, named
+/// when an idle timeout is the likely cause.
+fn close_reason(code: u16, reason: &str, heartbeat: Duration) -> (String, Option<String>, bool) {
     let hint = match code {
-        1000 => " (normal closure: the relay is shutting down or let the camera go)".into(),
-        1001 => " (going away: the relay is shutting down)".into(),
+        1000 => Some("normal closure: the relay is shutting down or let the camera go".into()),
+        1001 => Some("going away: the relay is shutting down".into()),
         // Bandit closes a socket that was idle past its timeout with 1002.
-        1002 => format!(
-            " (the relay timed the link out: heartbeat_interval ({} s) is longer \
-             than its timeout?)",
+        1002 => Some(format!(
+            "the relay timed it out: is heartbeat_interval ({} s) over its timeout?",
             heartbeat.as_secs()
-        ),
-        1008 => " (policy: refused, like HTTP 403)".into(),
-        1009 => " (a frame was too big for the relay: lower source.quality or \
-                 source.size, or raise the relay's limit)"
-            .into(),
-        1011 => " (the relay hit an internal error)".into(),
+        )),
+        1008 => Some("policy: refused, like HTTP 403".into()),
+        1009 => Some("a frame was too big for the relay: lower source.quality or size".into()),
+        1011 => Some("the relay hit an internal error".into()),
         // Phoenix closes channel sockets with 1012 when its endpoint stops.
-        1012 => " (service restart: the relay is restarting)".into(),
-        _ => String::new(),
+        1012 => Some("service restart: the relay is restarting".into()),
+        _ => None,
     };
     let reason = if reason.is_empty() {
         String::new()
     } else {
-        format!(" {reason}")
+        format!(" {}", crate::wire::message::clip_str(reason, 40))
     };
     (
-        format!("relay closed the link: {code}{reason}{hint}"),
+        format!("relay closed it: {code}{reason}"),
+        hint,
         code == 1008,
     )
 }
@@ -305,6 +328,8 @@ struct Connection<'a> {
     settings_due: Option<SettingsDue>,
     /// relay.heartbeat_interval, for explaining an idle-timeout close.
     heartbeat: Duration,
+    /// What the relay's close code suggests, logged after the link is.
+    hint: Option<String>,
 }
 
 impl<'a> Connection<'a> {
@@ -323,6 +348,7 @@ impl<'a> Connection<'a> {
             lowat: Some(0),
             settings_due: None,
             heartbeat: relay.heartbeat_interval,
+            hint: None,
         }
     }
 
@@ -470,12 +496,21 @@ impl<'a> Connection<'a> {
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                     return Err(End::Lost("connection closed".into()));
                 }
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::UnexpectedEof => {
+                    // rustls's words end with a long link to its manual.
+                    return Err(End::Lost("closed by the relay without a TLS close".into()));
+                }
+                Err(tungstenite::Error::Protocol(
+                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                )) => {
+                    return Err(End::Lost("reset by the relay without a close".into()));
+                }
                 Err(tungstenite::Error::Protocol(e)) => {
                     return Err(End::Lost(format!("protocol error from relay: {e}")));
                 }
-                Err(tungstenite::Error::Capacity(e)) => {
+                Err(tungstenite::Error::Capacity(_)) => {
                     return Err(End::Lost(format!(
-                        "relay sent an oversized message ({e}; the camera takes at most {} bytes)",
+                        "relay sent a message over the camera's {} bytes",
                         crate::wire::MAX_CONTROL_MESSAGE
                     )));
                 }
@@ -487,10 +522,11 @@ impl<'a> Connection<'a> {
                 Message::Text(t) => dialect.on_text(t.as_str(), now),
                 Message::Binary(b) => dialect.on_binary(b, now),
                 Message::Close(f) => {
-                    let (why, refused) = match f {
+                    let (why, hint, refused) = match f {
                         Some(f) => close_reason(u16::from(f.code), &f.reason, self.heartbeat),
-                        None => ("relay closed the link".to_string(), false),
+                        None => ("relay closed it".to_string(), None, false),
                     };
+                    self.hint = hint;
                     // tungstenite queues the close reply; flush it.
                     let _ = self.ws.flush();
                     return Err(if refused {
@@ -658,30 +694,37 @@ mod tests {
     #[test]
     fn close_codes_are_explained() {
         let hb = Duration::from_secs(30);
-        let (why, refused) = close_reason(1002, "", hb);
+        let (why, hint, refused) = close_reason(1002, "", hb);
+        assert_eq!(why, "relay closed it: 1002");
         assert_eq!(
-            why,
-            "relay closed the link: 1002 (the relay timed the link out: \
-             heartbeat_interval (30 s) is longer than its timeout?)"
+            hint.as_deref(),
+            Some("the relay timed it out: is heartbeat_interval (30 s) over its timeout?")
         );
         assert!(!refused);
-        let (why, refused) = close_reason(1009, "too big", hb);
-        assert!(why.contains("source.quality") && !refused, "{why}");
-        assert!(close_reason(1008, "no", hb).1);
-        let (why, refused) = close_reason(1001, "bye", hb);
+        let (_, hint, refused) = close_reason(1009, "too big", hb);
+        assert!(hint.unwrap().contains("source.quality") && !refused);
+        assert!(close_reason(1008, "no", hb).2);
+        let (why, hint, refused) = close_reason(1001, "bye", hb);
+        assert_eq!(why, "relay closed it: 1001 bye");
         assert_eq!(
-            why,
-            "relay closed the link: 1001 bye (going away: the relay is shutting down)"
+            hint.as_deref(),
+            Some("going away: the relay is shutting down")
         );
         assert!(!refused);
-        let (why, _) = close_reason(1000, "", hb);
-        assert!(why.contains("normal closure"), "{why}");
-        let (why, _) = close_reason(1012, "", hb);
-        assert!(why.contains("service restart"), "{why}");
-        let (why, _) = close_reason(4000, "replaced by a newer connection", hb);
-        assert_eq!(
-            why,
-            "relay closed the link: 4000 replaced by a newer connection"
+        assert!(
+            close_reason(1000, "", hb)
+                .1
+                .unwrap()
+                .contains("normal closure")
         );
+        assert!(
+            close_reason(1012, "", hb)
+                .1
+                .unwrap()
+                .contains("service restart")
+        );
+        let (why, hint, _) = close_reason(4000, "replaced by a newer connection", hb);
+        assert_eq!(why, "relay closed it: 4000 replaced by a newer connection");
+        assert_eq!(hint, None);
     }
 }

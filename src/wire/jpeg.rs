@@ -83,7 +83,7 @@ impl fmt::Display for JpegError {
             JpegError::BadSegment { at } => write!(f, "malformed marker segment at byte {at}"),
             JpegError::NoSof => f.write_str("no frame header (SOF) before the scan"),
             JpegError::NoSos => f.write_str("headers end without a scan (SOS)"),
-            JpegError::NoEoi => f.write_str("does not end with EOI (truncated or trailing bytes)"),
+            JpegError::NoEoi => f.write_str("no EOI (truncated, or bytes after it)"),
         }
     }
 }

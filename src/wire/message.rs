@@ -282,7 +282,7 @@ impl std::fmt::Display for TextError {
         match self {
             TextError::TooLarge(n) => write!(
                 f,
-                "text message of {n} bytes exceeds {} bytes",
+                "{n} bytes, over the {} limit",
                 super::MAX_CONTROL_MESSAGE
             ),
             TextError::Malformed(why) => f.write_str(why),

@@ -101,20 +101,24 @@ pub async fn connect(config: ClusterConfig) -> anyhow::Result<Arc<Cluster>> {
                     async_nats::Event::Disconnected => {
                         if stats.connected.swap(false, Ordering::Relaxed) {
                             log::warn!(
-                                "lost NATS at {url}; serving this node's cameras only until it is back"
+                                "lost NATS; serving this node's cameras only until it is back"
                             );
                         }
                     }
-                    async_nats::Event::SlowConsumer(_) => stats.count_drop(DropReason::SlowConsumer, 1),
+                    async_nats::Event::SlowConsumer(_) => {
+                        stats.count_drop(DropReason::SlowConsumer, 1)
+                    }
                     other => log::debug!("NATS: {other}"),
                 }
             }
         });
+    let servers = config.url.split(',').count();
     log::info!(
-        "cluster `{}`: node {} joining through NATS at {}",
+        "cluster {}: node {} joining through NATS ({} server{})",
         config.name,
         config.node,
-        config.url
+        servers,
+        if servers == 1 { "" } else { "s" }
     );
     // Several servers of one NATS cluster, separated by commas: tried in
     // turn, at start and on every reconnect.
@@ -304,20 +308,19 @@ pub async fn run(app: Arc<App>, cluster: Arc<Cluster>) {
             && started.elapsed() > Duration::from_secs(5)
             && !cluster.stats.connected.load(Ordering::Relaxed)
         {
-            log::warn!(
-                "NATS at {} unreachable; serving this node's cameras only, retrying",
-                cfg.url
-            );
+            log::warn!("NATS unreachable; serving this node's cameras only, retrying");
             told_unreachable = true;
         }
         if !checked_payload && cluster.connected() {
             checked_payload = true;
             let max = cluster.client.max_payload();
             if max < app.settings.max_frame_bytes {
+                // Two lines: what happens, then what to do.
                 log::warn!(
-                    "NATS max_payload is {max} bytes, below server.max_frame_bytes ({}): bigger frames will not cross the cluster (counted as too_large); raise max_payload in the NATS server's config",
+                    "NATS max_payload {max} B is below server.max_frame_bytes {} B",
                     app.settings.max_frame_bytes
                 );
+                log::warn!("bigger frames stay on their node; raise max_payload in nats-server");
             }
         }
         let shape = reconcile(&app, &cluster, &members, &mut tasks);
@@ -471,10 +474,11 @@ async fn forward(cluster: Arc<Cluster>, cam: Arc<Camera>) {
             stats.count_drop(DropReason::TooLarge, 1);
             if !told_too_large {
                 log::warn!(
-                    "camera {}: a {}-byte frame is over NATS max_payload ({max}); raise max_payload in the NATS server's config to at least server.max_frame_bytes",
+                    "camera {}: a {} B frame is over NATS max_payload ({max} B)",
                     cam.id,
                     frame.jpeg.len()
                 );
+                log::warn!("raise max_payload in nats-server to server.max_frame_bytes");
                 told_too_large = true;
             }
             continue;

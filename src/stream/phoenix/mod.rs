@@ -89,14 +89,20 @@ pub struct Phoenix {
 }
 
 impl Phoenix {
-    /// The dialect for `cfg`: its URL gets `/websocket`, `vsn=2.0.0` and the token.
+    /// The dialect for `cfg`: its URL gets `/websocket`, `vsn=2.0.0` and the
+    /// token, unless the token rides the auth subprotocol (which exists to
+    /// keep it out of URLs and access logs).
     pub fn new(cfg: &RelayConfig) -> Phoenix {
-        Phoenix::with(
+        let mut p = Phoenix::with(
             &cfg.url,
             cfg.token.as_deref(),
             &cfg.topic,
             cfg.heartbeat_interval,
-        )
+        );
+        if cfg.auth_subprotocol {
+            p.url = socket_url(&cfg.url, None);
+        }
+        p
     }
 
     /// As [`Phoenix::new`], from the parts.
@@ -437,7 +443,8 @@ impl Dialect for Phoenix {
         match serializer::decode_text(text) {
             Ok(m) => self.handle(m, now),
             Err(e) => {
-                log::warn!("malformed Phoenix text frame: {e}: {}", clip(text));
+                log::warn!("malformed Phoenix frame: {e}");
+                log::debug!("the frame: {}", clip(text));
                 vec![]
             }
         }
@@ -447,7 +454,8 @@ impl Dialect for Phoenix {
         match serializer::decode_server_binary(data) {
             Ok(m) => self.handle(m, now),
             Err(e) => {
-                log::warn!("malformed Phoenix binary frame ({} bytes): {e}", data.len());
+                log::warn!("malformed Phoenix frame: {e}");
+                log::debug!("the frame: {} bytes", data.len());
                 vec![]
             }
         }

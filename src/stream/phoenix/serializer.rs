@@ -72,7 +72,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::NotJson(e) => write!(f, "text frame is not JSON ({e})"),
+            Error::NotJson(e) => write!(f, "not JSON: {e}"),
             Error::NotArray => {
                 f.write_str("text frame is not a [join_ref, ref, topic, event, payload] array")
             }
