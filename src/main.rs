@@ -415,6 +415,9 @@ fn stream_main(cfg: Config) -> anyhow::Result<ExitCode> {
     if let Some(why) = pipeline.fatal() {
         anyhow::bail!(why);
     }
+    // A frame still waiting now will never go: every captured frame is
+    // sent or dropped in the totals.
+    pipeline.slot.discard();
     let t = pipeline.snapshot();
     // Two lines, each within a serial console's width.
     log::info!(

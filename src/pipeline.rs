@@ -119,7 +119,10 @@ const ENCODE_SAMPLES: usize = 256;
 /// Monotonic counters; read with [`Counters::snapshot`].
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Frames that came out of the source and were put in the slot.
+    /// Frames the camera captured to stream: put in the slot, or skipped as
+    /// stale. Each is, in the end, sent or dropped (see [`Slot::dropped`]).
+    ///
+    /// [`Slot::dropped`]: crate::slot::Slot::dropped
     pub captured: AtomicU64,
     /// Frames handed to the socket.
     pub sent: AtomicU64,

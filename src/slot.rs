@@ -160,8 +160,24 @@ impl Slot {
         discarded
     }
 
+    /// A frame taken to be sent whose send failed (the link went under
+    /// it): dropped.
+    pub fn lost(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// At the end: the waiting frame, if any, will never be sent (dropped).
+    pub fn discard(&self) -> bool {
+        let discarded = self.lock().frame.take().is_some();
+        if discarded {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        discarded
+    }
+
     /// Frames that were captured and will never be sent: overwritten
-    /// before they were taken, or from before a pause.
+    /// before they were taken, from before a pause, lost with the link, or
+    /// still waiting at the end.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -184,6 +200,19 @@ mod tests {
             height: 2,
             epoch,
         }
+    }
+
+    #[test]
+    fn a_frame_lost_in_sending_or_left_at_the_end_is_dropped() {
+        let slot = Slot::new(Arc::new(Waker::new().unwrap()));
+        assert!(!slot.discard());
+        slot.put(frame(1));
+        assert!(slot.take().is_some());
+        slot.lost();
+        slot.put(frame(2));
+        assert!(slot.discard());
+        assert_eq!(slot.dropped(), 2);
+        assert_eq!(slot.take(), None);
     }
 
     #[test]

@@ -758,3 +758,45 @@ fn relays_are_tried_in_order_and_hello_names_the_one_in_use() {
         "{stats}"
     );
 }
+
+/// The totals of a camera's "stopped: N captured, N sent, N dropped" line.
+fn totals(cam: &Zerocam) -> (u64, u64, u64) {
+    let line = cam
+        .wait_log("stopped: ", 10 * SEC)
+        .expect("the totals line");
+    let n = |word: &str| -> u64 {
+        let before = line.split(&format!(" {word}")).next().unwrap_or("");
+        before
+            .rsplit(' ')
+            .next()
+            .unwrap_or("")
+            .parse()
+            .unwrap_or(u64::MAX)
+    };
+    (n("captured"), n("sent"), n("dropped"))
+}
+
+#[test]
+fn every_captured_frame_is_sent_or_counted_as_dropped() {
+    // A link slower than the camera (drops in the slot), stopped mid-stream
+    // (a frame may be waiting, or on its way): nothing goes uncounted.
+    let relay = TestRelay::start(Behavior::SlowReader {
+        bytes_per_sec: 60_000,
+    });
+    let mut cam = camera(&relay, &["--fps", "30", "--size", "320x240"]);
+    let got = relay.wait_for(20 * SEC, |e| match e {
+        Event::Frame { .. } => Some(()),
+        _ => None,
+    });
+    assert!(got.is_some(), "no frame");
+    let _ = relay.collect(2 * SEC);
+    cam.signal(libc::SIGTERM);
+    assert!(cam.wait_exit(10 * SEC).is_some_and(|s| s.success()));
+    let (captured, sent, dropped) = totals(&cam);
+    assert!(dropped > 0, "the slow link dropped nothing?");
+    assert_eq!(
+        captured,
+        sent + dropped,
+        "captured {captured}, sent {sent}, dropped {dropped}"
+    );
+}

@@ -634,10 +634,11 @@ impl Publisher {
             // would not have been sent anyway).
             let decimating = !paced && fps < device_fps;
             if frame.skipped > 0 && !p.controls.paused() && !decimating {
-                p.counters
-                    .stale
-                    .fetch_add(u64::from(frame.skipped), Ordering::Relaxed);
-                self.seq += u64::from(frame.skipped);
+                // Captured, and dropped: captured = sent + dropped holds.
+                let n = u64::from(frame.skipped);
+                p.counters.captured.fetch_add(n, Ordering::Relaxed);
+                p.counters.stale.fetch_add(n, Ordering::Relaxed);
+                self.seq += n;
             }
             if p.controls.paused() {
                 // Keep the device's queue moving, publish nothing.
@@ -681,7 +682,8 @@ impl Publisher {
             };
             if !pool.submit(img, meta, epoch, p.controls.quality()) {
                 // Every encoder is busy: this frame would wait, so it is
-                // stale now (counted, a gap in seq).
+                // stale now (captured and dropped, a gap in seq).
+                c.captured.fetch_add(1, Ordering::Relaxed);
                 c.stale.fetch_add(1, Ordering::Relaxed);
             }
             self.seq += 1;

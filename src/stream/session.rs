@@ -441,6 +441,7 @@ impl<'a> Connection<'a> {
                         let (msg, tag) = dialect.frame(frame.jpeg);
                         self.flow.on_frame_sent(Instant::now(), tag, len);
                         if let Err(end) = self.send(msg) {
+                            p.slot.lost();
                             return end;
                         }
                         p.counters.sent.fetch_add(1, Ordering::Relaxed);
