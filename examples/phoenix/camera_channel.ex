@@ -7,9 +7,11 @@
 # Phoenix lets through with the check on):
 #   socket "/camera_socket", MyAppWeb.CameraUserSocket, websocket: true, longpoll: false
 #   # Phoenix >= 1.8, for zerocam's --auth-subprotocol (token in a header,
-#   # not in the URL), add `auth_token: true` to that line.
+#   # not in the URL), add `auth_token: true` to that line. Phoenix 1.7
+#   # ignores that option without a word: there, keep the query token.
 # zerocam: url = "wss://example.com/camera_socket", protocol = "phoenix", token = "…"
-#   (the camera adds /websocket?vsn=2.0.0&token=… and joins "camera:<camera id>")
+#   (the camera adds /websocket?vsn=2.0.0&token=…, or no token with
+#   --auth-subprotocol, and joins "camera:<camera id>")
 defmodule MyAppWeb.CameraUserSocket do
   use Phoenix.Socket
 
@@ -43,7 +45,11 @@ defmodule MyAppWeb.CameraChannel do
 
   @impl true
   def join("camera:" <> id, payload, socket) do
-    # payload: %{"token" => …, "camera" => …, "width" => …, "height" => …, "fps" => …}
+    # payload: %{"token" => …, "camera" => …, "version" => …, "width" => …,
+    #            "height" => …, "format" => …, "fps" => …, "relay" => …}
+    # A pause is per connection: after a (re)join, re-send the one the
+    # server still wants (MyApp.CameraControl, camera_control.ex).
+    if MyApp.CameraControl.paused?(id), do: send(self(), :pause_again)
     {:ok, assign(socket, camera: id, hello: Map.delete(payload, "token"))}
   end
 
@@ -54,8 +60,10 @@ defmodule MyAppWeb.CameraChannel do
     Phoenix.PubSub.broadcast(MyApp.PubSub, "frames:" <> socket.assigns.camera,
       {:zerocam_frame, socket.assigns.camera, jpeg})
 
-    # Replying turns on zerocam's in-flight window (each reply is an ack);
-    # {:noreply, socket} works too, without the window.
+    # Reply: each reply is an ack, and zerocam then keeps at most `window`
+    # frames in flight. Without replies nothing bounds the channel's mailbox:
+    # with a handle_in slower than the camera, latency grows without end
+    # (p50 10 s after 30 s in a trial, against p99 268 ms with replies).
     {:reply, :ok, socket}
   end
 
@@ -69,8 +77,13 @@ defmodule MyAppWeb.CameraChannel do
   # The camera's answer to set/pause/resume: what it now actually uses.
   def handle_in("settings", _settings, socket), do: {:noreply, socket}
 
-  # Steer the camera from anywhere in the cluster:
-  #   MyAppWeb.Endpoint.broadcast("camera:porch", "pause", %{})
-  #   MyAppWeb.Endpoint.broadcast("camera:porch", "set", %{fps: 5, quality: 70})
-  # Broadcasts on the channel's topic reach the camera as they are.
+  @impl true
+  def handle_info(:pause_again, socket) do
+    push(socket, "pause", %{})
+    {:noreply, socket}
+  end
+
+  # Steer the camera with MyApp.CameraControl.pause/resume/set: broadcasts on
+  # the channel's topic ("camera:porch", "pause" | "resume" | "set") reach the
+  # camera as they are, from anywhere in the cluster.
 end

@@ -29,7 +29,15 @@ defmodule MyAppWeb.CameraSocket do
   end
 
   @impl true
-  def init(state), do: {:ok, state}
+  def init(state) do
+    # Commands from MyApp.CameraControl (camera_control.ex).
+    Phoenix.PubSub.subscribe(MyApp.PubSub, "camera_commands:" <> state.camera)
+    # A pause is per connection: re-send the one the server still wants.
+    if MyApp.CameraControl.paused?(state.camera),
+      do: send(self(), {:camera_command, %{type: "pause"}})
+
+    {:ok, state}
+  end
 
   @impl true
   def handle_in({jpeg, opcode: :binary}, state) do
@@ -52,7 +60,7 @@ defmodule MyAppWeb.CameraSocket do
     {:ok, state}
   end
 
-  # Send {:camera_command, %{type: "pause"}} to this process to steer the camera.
+  # MyApp.CameraControl.pause/resume/set reach the camera through here.
   @impl true
   def handle_info({:camera_command, cmd}, state) do
     {:push, {:text, Jason.encode!(cmd)}, state}
