@@ -78,7 +78,9 @@ function startRelayAndCamera() {
   const bin = findBinary();
   mkdirSync(join(artifacts, "browser"), { recursive: true });
   const cfg = join(artifacts, "browser", "relay.toml");
-  writeFileSync(cfg, '[server]\npause_when_unwatched = false\n[server.admin]\ntokens = ["adm"]\n');
+  // Viewer tokens too: the page carries ?token=view on every URL, and the
+  // admin's token (the header) must still be seen on its settings POSTs.
+  writeFileSync(cfg, '[server]\npause_when_unwatched = false\n[server.viewers]\ntokens = ["view"]\n[server.admin]\ntokens = ["adm"]\n');
   const relay = start(bin, ["relay", "--listen", "127.0.0.1:0", "--config", cfg]);
   const procs = [relay];
   const url = new Promise((ok, bad) => {
@@ -129,17 +131,19 @@ async function measuredFps(page, ms) {
   return (f1 - f0) * 1000 / ms;
 }
 
-// The settings panel drives the camera for real: fps, a flip, the admin
-// token prompt, and the full-screen view.
+// The settings panel drives the camera for real: a wrong admin token (its
+// refusal stays on screen), fps, a flip, the admin token prompt, viewer
+// tokens beside it, and the full-screen view.
 async function settingsTest(browser) {
   const rig = startRelayAndCamera();
   try {
-    const url = await rig.url;
+    const url = (await rig.url) + "?token=view";
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     const errors = [];
     page.on("pageerror", (e) => errors.push(String(e)));
     let prompts = 0;
-    page.on("dialog", async (d) => { prompts += 1; await d.accept("adm"); });
+    // The first answer is wrong, as a user's typo would be.
+    page.on("dialog", async (d) => { prompts += 1; await d.accept(prompts === 1 ? "typo" : "adm"); });
     await page.goto(url, { timeout: HANG_MS });
     await page.waitForFunction(() => {
       const card = document.querySelector(".card");
@@ -151,14 +155,23 @@ async function settingsTest(browser) {
     await page.waitForSelector("details.settings input[name=fps]", { timeout: HANG_MS });
     const before = await measuredFps(page, 2000);
     console.log("settings: fps before " + before.toFixed(1));
-    // fps 3: the first POST meets 401, the page asks for the admin token.
-    await page.evaluate(() => {
+    const setFps = (n) => page.evaluate((n) => {
       const i = document.querySelector("details.settings input[name=fps]");
-      i.value = "3";
+      i.value = String(n);
       i.dispatchEvent(new Event("change"));
-    });
+    }, n);
+    // A wrong token: the refusal is shown, and still shown a while later
+    // (it once was wiped 5 ms after it appeared).
+    await setFps(3);
+    await page.waitForFunction(() => document.querySelector("details.settings .status").textContent.includes("admin token not accepted"), null, { timeout: HANG_MS });
+    await page.waitForTimeout(1500);
+    const still = await page.textContent("details.settings .status");
+    if (!still.includes("admin token not accepted")) fail("the refusal was wiped: status now '" + still + "'");
+    await page.screenshot({ path: join(artifacts, "viewer-settings-refused.png") });
+    // fps 3 again: the stored wrong token meets 403, the page asks again.
+    await setFps(3);
     await page.waitForFunction(() => document.querySelector("details.settings .status").textContent === "applied", null, { timeout: HANG_MS });
-    if (prompts !== 1) fail("expected one admin token prompt, got " + prompts);
+    if (prompts !== 2) fail("expected two admin token prompts, got " + prompts);
     const confirmed = await page.evaluate(() => document.querySelector("details.settings input[name=fps]").value);
     if (confirmed !== "3") fail("the panel shows fps " + confirmed + " after the change");
     await page.waitForTimeout(1500);
@@ -174,7 +187,7 @@ async function settingsTest(browser) {
     while (l1 > 80 && Date.now() - t0 < HANG_MS) { await page.waitForTimeout(300); l1 = await leftEdge(page); }
     console.log(`settings: left edge luma ${l0.toFixed(0)} → ${l1.toFixed(0)} after hflip`);
     if (!(l0 > 120 && l1 < 80)) fail(`the image did not flip (left edge ${l0.toFixed(0)} → ${l1.toFixed(0)})`);
-    if (prompts !== 1) fail("the token was asked for again");
+    if (prompts !== 2) fail("the token was asked for again");
     // Full screen on a click; Escape leaves it.
     await page.click(".card img.frame");
     if (!(await page.evaluate(() => document.querySelector(".card").classList.contains("full")))) fail("no full-screen view");
@@ -184,9 +197,49 @@ async function settingsTest(browser) {
     await page.screenshot({ path: join(artifacts, "viewer-settings.png") });
     if (errors.length) fail("page errors: " + errors.join("; "));
     console.log("settings panel ok");
+    await phoneFullScreen(browser, url);
   } finally {
     for (const p of rig.procs) p.kill("SIGTERM");
   }
+}
+
+// On a phone (no Escape key): full screen has a visible way out, and the
+// back gesture leaves it too.
+async function phoneFullScreen(browser, url) {
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+  await phone.goto(url, { timeout: HANG_MS });
+  await phone.waitForFunction(() => Number((document.querySelector(".card") || {dataset: {}}).dataset.frames) > 0, null, { timeout: HANG_MS });
+  const full = () => phone.evaluate(() => document.querySelector(".card").classList.contains("full"));
+  await phone.tap(".card img.frame");
+  if (!(await full())) fail("phone: no full-screen view");
+  if (!(await phone.isVisible(".card .leave"))) fail("phone: no visible way out of full screen");
+  await phone.screenshot({ path: join(artifacts, "viewer-phone-full.png") });
+  await phone.tap(".card .leave");
+  if (await full()) fail("phone: the close button did not leave full screen");
+  await phone.tap(".card img.frame");
+  await phone.goBack();
+  await phone.waitForFunction(() => !document.querySelector(".card").classList.contains("full"), null, { timeout: HANG_MS });
+  if (!(await phone.isVisible(".card img.frame"))) fail("phone: back left the page, not full screen");
+  await phone.close();
+  console.log("phone full screen ok");
+}
+
+// The demo's settings panel works out of the box: no token to configure.
+async function demoSettingsTest(page) {
+  let prompts = 0;
+  page.on("dialog", async (d) => { prompts += 1; await d.dismiss(); });
+  await page.click("details.settings summary");
+  await page.waitForSelector("details.settings input[name=quality]", { timeout: HANG_MS });
+  await page.evaluate(() => {
+    const i = document.querySelector("details.settings input[name=quality]");
+    i.value = "55";
+    i.dispatchEvent(new Event("change"));
+  });
+  await page.waitForFunction(() => document.querySelector("details.settings .status").textContent === "applied", null, { timeout: HANG_MS });
+  if (prompts !== 0) fail("the demo asked for an admin token");
+  const q = await page.evaluate(() => document.querySelector("details.settings input[name=quality]").value);
+  if (q !== "55") fail("demo: the panel shows quality " + q + " after the change");
+  console.log("demo settings panel ok");
 }
 
 async function readout(page) {
@@ -289,6 +342,7 @@ async function main() {
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
     if (overflow) fail("page is wider than a phone screen");
     await phone.screenshot({ path: join(artifacts, "viewer-phone.png") });
+    if (demo) await demoSettingsTest(page);
     await settingsTest(browser);
     console.log(`browser test ok: ${b.frames} frames shown, latency ${b.latency} ms; screenshots in artifacts/`);
   } finally {
