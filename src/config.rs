@@ -272,7 +272,7 @@ impl fmt::Display for SourceKind {
     }
 }
 
-/// The wire dialect spoken to the relay (see PROTOCOL.md).
+/// The wire dialect spoken to the relay (see docs/protocol.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Raw,
@@ -350,7 +350,7 @@ pub struct RelayConfig {
     pub window: u32,
 }
 
-/// Reconnect backoff settings (PROTOCOL.md "Reconnect and backoff").
+/// Reconnect backoff settings (docs/protocol.md "Reconnect and backoff").
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BackoffConfig {
     pub base: Duration,
@@ -702,21 +702,9 @@ pub fn check_url(key: &str, url: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Checks an id used in URLs and topics: letters, digits, `-`, `_`, `.`.
+/// [`crate::wire::check_id`], naming `key` in the error.
 pub fn check_id(key: &str, id: &str) -> Result<(), ConfigError> {
-    if id.is_empty() || id.len() > 64 {
-        return Err(ConfigError::new(key, "must be 1 to 64 characters"));
-    }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
-        return Err(ConfigError::new(
-            key,
-            format!("`{id}` contains `{c}`; use letters, digits, '-', '_' or '.'"),
-        ));
-    }
-    Ok(())
+    crate::wire::check_id(id).map_err(|why| ConfigError::new(key, why))
 }
 
 /// Checks a token: non-empty, no spaces or control characters (it travels

@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One encoded frame, ready to send: `jpeg` already carries the COM metadata
-/// segment (PROTOCOL.md, "Frame metadata inside the JPEG").
+/// segment (docs/protocol.md, "Frame metadata inside the JPEG").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// A complete JPEG, SOI … EOI.

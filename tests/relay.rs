@@ -1,5 +1,5 @@
 //! End-to-end tests of `zerocam relay` (the real binary) over loopback.
-//! A test camera speaks PROTOCOL.md's raw dialect with tungstenite; viewers
+//! A test camera speaks docs/protocol.md's raw dialect with tungstenite; viewers
 //! use WebSocket, MJPEG and snapshots, and every JPEG is decoded.
 #![cfg(feature = "relay")]
 

@@ -1,4 +1,4 @@
-//! `GET /ingest/{camera_id}`: the camera side, PROTOCOL.md's raw dialect
+//! `GET /ingest/{camera_id}`: the camera side, docs/protocol.md's raw dialect
 //! (the relay is the server). Every binary message is validated as one JPEG,
 //! acked with `0x0A`, and published; text messages carry hello, heartbeat and
 //! stats. The relay pauses a camera nobody watches and resumes it when a

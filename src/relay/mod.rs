@@ -1,5 +1,5 @@
 //! The relay (`zerocam relay`, `zerocam demo`, `zerocam token`): cameras
-//! stream in over WebSocket (PROTOCOL.md raw dialect), browsers and tools
+//! stream in over WebSocket (docs/protocol.md raw dialect), browsers and tools
 //! watch over WebSocket, MJPEG or snapshots. axum/tokio; the camera side of
 //! the binary stays blocking and does not use any of this.
 

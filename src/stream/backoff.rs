@@ -1,4 +1,4 @@
-//! Exponential backoff with full jitter (PROTOCOL.md): attempt n waits a
+//! Exponential backoff with full jitter (docs/protocol.md): attempt n waits a
 //! uniformly random delay in `[0, min(max, base × 2^n)]`; the attempt count
 //! resets once a connection has stayed up for `stable_after`.
 

@@ -5,7 +5,7 @@
 //! deadline. Both dialects use it, so acks and the in-flight window live in
 //! this one place; a new connection gets a new `Flow`.
 //!
-//! Two bounds keep a frame from waiting behind a slow link (PROTOCOL.md
+//! Two bounds keep a frame from waiting behind a slow link (docs/protocol.md
 //! "Frame pacing and back-pressure"):
 //! - the socket's unsent bytes: the next frame is held while more than
 //!   about half a frame is still queued in the kernel, unsent;

@@ -36,7 +36,7 @@ pub enum Action {
     Reconnect(String),
 }
 
-/// A wire dialect (PROTOCOL.md): `raw` or `phoenix`.
+/// A wire dialect (docs/protocol.md): `raw` or `phoenix`.
 pub trait Dialect: Send {
     /// The URL to open, with the dialect's path and query additions.
     fn url(&self) -> &str;

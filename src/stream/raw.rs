@@ -1,4 +1,4 @@
-//! The `raw` dialect (PROTOCOL.md "Dialect 1"): JSON text for control, one
+//! The `raw` dialect (docs/protocol.md "Dialect 1: raw"): JSON text for control, one
 //! binary message per JPEG, optional one-byte `0x0A` acks from the relay.
 //! Pure: no sockets here.
 

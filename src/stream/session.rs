@@ -270,7 +270,7 @@ fn sleep_interruptibly(
 }
 
 /// What a relay's close code means for the camera, in the log's words
-/// (PROTOCOL.md, "Closing"; the codes Bandit and Phoenix send): the fact,
+/// (docs/protocol.md, "Closing"; the codes Bandit and Phoenix send): the fact,
 /// a hint on a line of its own (so that each fits a serial console), and
 /// whether it is a refusal. `heartbeat` is relay.heartbeat_interval, named
 /// when an idle timeout is the likely cause.

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::check_id;
+use super::check_id;
 
 /// The version of these messages; a node ignores presence of another.
 pub const VERSION: u32 = 1;
@@ -155,8 +155,7 @@ impl Presence {
             return Err(Invalid(format!("presence of {} lists too much", p.node)));
         }
         for c in &p.cameras {
-            check_id("camera", &c.id)
-                .map_err(|e| Invalid(format!("presence of {}: {e}", p.node)))?;
+            check_id(&c.id).map_err(|e| Invalid(format!("presence of {}: camera: {e}", p.node)))?;
             if !c.describe.is_object() {
                 return Err(Invalid(format!(
                     "presence of {}: camera {} has no description",
@@ -165,7 +164,7 @@ impl Presence {
             }
         }
         for id in p.interest.keys() {
-            check_id("camera", id).map_err(|e| Invalid(format!("presence of {}: {e}", p.node)))?;
+            check_id(id).map_err(|e| Invalid(format!("presence of {}: camera: {e}", p.node)))?;
         }
         Ok(p)
     }
@@ -201,7 +200,7 @@ impl RpcRequest {
     /// Parses and checks a request.
     pub fn decode(bytes: &[u8]) -> Result<RpcRequest, Invalid> {
         let r: RpcRequest = parse(bytes, "request")?;
-        check_id("camera", &r.camera).map_err(|e| Invalid(e.to_string()))?;
+        check_id(&r.camera).map_err(|e| Invalid(format!("camera: {e}")))?;
         if r.method != "GET" && r.method != "POST" {
             return Err(Invalid(format!("request method `{}`", r.method)));
         }

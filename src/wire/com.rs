@@ -1,4 +1,4 @@
-//! The COM metadata segment (PROTOCOL.md): right after SOI,
+//! The COM metadata segment (docs/protocol.md): right after SOI,
 //! `FF FE <len:u16 BE, counts itself> "zerocam seq=<u64> ts=<µs> w=<px> h=<px>"`.
 //! Decoders skip COM segments, so the image stays a plain JPEG.
 

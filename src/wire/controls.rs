@@ -29,7 +29,7 @@ pub enum Kind {
 /// One control of a source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlInfo {
-    /// lower_snake_case: the common names of PROTOCOL.md for well-known
+    /// lower_snake_case: the common names of docs/protocol.md for well-known
     /// controls, else the device's own name.
     pub name: String,
     /// The V4L2 control id (or the source's own id).
@@ -43,7 +43,7 @@ pub struct ControlInfo {
     pub read_only: bool,
 }
 
-/// zerocam's name for a V4L2 control: the names PROTOCOL.md lists for the
+/// zerocam's name for a V4L2 control: the names docs/protocol.md lists for the
 /// well-known ids (as `v4l2-ctl` spelled them before kernel 5.x renamed
 /// some), else the device's name in lower_snake_case.
 pub fn name_for(id: u32, device_name: &str) -> String {

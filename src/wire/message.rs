@@ -1,4 +1,4 @@
-//! The JSON text messages of PROTOCOL.md shared by both dialects and both
+//! The JSON text messages of docs/protocol.md shared by both dialects and both
 //! ends: what the camera says (hello, heartbeat, stats) and the relay's
 //! commands. Pure: values in, values out.
 
@@ -22,7 +22,7 @@ pub enum Command {
 
 /// The valid parts of a `set`, and what was refused in it (each refusal a
 /// line for the log, naming the field and the valid range). The valid rest
-/// of a `set` applies even when a part of it is refused (PROTOCOL.md).
+/// of a `set` applies even when a part of it is refused (docs/protocol.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SetCommand {
     pub fps: Option<u32>,
@@ -250,7 +250,7 @@ pub fn heartbeat_text() -> String {
 /// A text message from a camera, as a relay reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CameraText {
-    /// `hello`: only the fields PROTOCOL.md names, strings clipped.
+    /// `hello`: only the fields docs/protocol.md names, strings clipped.
     Hello(Map<String, Value>),
     /// `heartbeat`.
     Heartbeat,

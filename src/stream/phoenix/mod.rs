@@ -1,4 +1,4 @@
-//! The `phoenix` dialect (PROTOCOL.md "Dialect 2"): Phoenix Channels over the
+//! The `phoenix` dialect (docs/protocol.md "Dialect 2: phoenix"): Phoenix Channels over the
 //! V2 serializer, behaving as phoenix.js's `Socket` and `Channel` do for one
 //! channel. Pure: messages and timer ticks in, [`Action`]s out.
 //!

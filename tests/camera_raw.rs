@@ -1,5 +1,5 @@
 //! The camera (`zerocam stream`, the real binary) against an in-test relay
-//! speaking PROTOCOL.md's raw dialect, including relays that misbehave.
+//! speaking docs/protocol.md's raw dialect, including relays that misbehave.
 
 mod common;
 
