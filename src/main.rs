@@ -271,7 +271,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let f = config::read_file(&file)?;
             #[cfg(feature = "relay")]
             if f.server.is_some() {
-                zerocam::relay::Settings::build(f.server.as_ref(), &Default::default())?;
+                zerocam::relay::ServerConfig::build(f.server.as_ref(), &Default::default())?;
             }
             if f.is_relay_only() {
                 println!("{}: ok (relay settings only)", file.display());
@@ -309,7 +309,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tokens: a.tokens,
                 cluster: a.cluster,
             };
-            zerocam::relay::run(zerocam::relay::Settings::build(file.server.as_ref(), &o)?)?;
+            zerocam::relay::run(zerocam::relay::ServerConfig::build(
+                file.server.as_ref(),
+                &o,
+            )?)?;
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "relay")]

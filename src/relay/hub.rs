@@ -25,7 +25,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use super::metrics::Histogram;
+use super::prometheus::Histogram;
 use crate::wire::jpeg::JpegError;
 
 /// One validated frame as stored and fanned out.
@@ -72,6 +72,24 @@ pub struct CameraCounters {
     pub settings_changes: AtomicU64,
     /// Settings changes refused, by [`SettingsReject::index`].
     pub settings_rejected: [AtomicU64; SettingsReject::ALL.len()],
+}
+
+/// Why a command could not be queued to a camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandError {
+    /// No connection from the camera now.
+    Offline,
+    /// Its command queue is full (it is not reading them).
+    Busy,
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CommandError::Offline => "offline",
+            CommandError::Busy => "busy",
+        })
+    }
 }
 
 /// Why a settings change was refused (the `reason` label of
@@ -360,7 +378,7 @@ impl Hub {
         if !cam.is_remote() && cam.online() {
             let me = self.node().unwrap_or_default();
             let theirs = (connected_at_us, node);
-            if !super::cluster::members::wins(theirs, (cam.connected_at_us(), me)) {
+            if !crate::wire::cluster::wins(theirs, (cam.connected_at_us(), me)) {
                 return false;
             }
             if cam.kick(format!(
@@ -584,14 +602,14 @@ impl Camera {
     }
 
     /// Queues a command to the camera's current connection.
-    pub fn command(&self, cmd: ToCamera) -> Result<(), &'static str> {
+    pub fn command(&self, cmd: ToCamera) -> Result<(), CommandError> {
         let outbox = lock(&self.outbox);
         let Some((_, tx)) = outbox.as_ref() else {
-            return Err("offline");
+            return Err(CommandError::Offline);
         };
         tx.try_send(cmd).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => "busy",
-            mpsc::error::TrySendError::Closed(_) => "offline",
+            mpsc::error::TrySendError::Full(_) => CommandError::Busy,
+            mpsc::error::TrySendError::Closed(_) => CommandError::Offline,
         })
     }
 

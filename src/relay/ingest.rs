@@ -49,7 +49,7 @@ pub async fn run(app: Arc<App>, mut socket: WebSocket, mut attached: Attached) {
     let camera = attached.camera.clone();
     let id = camera.id.clone();
     log::info!("camera {id} connected");
-    let s = &app.settings;
+    let s = &app.config;
     let mut viewers = camera.viewers_watch();
     let mut shutdown = app.shutdown.clone();
     // Paused by the relay for lack of viewers (an explicit pause from the
@@ -202,7 +202,7 @@ fn on_binary(
     log: &mut RejectLog,
 ) -> Step {
     let id = &camera.id;
-    match jpeg::check_frame(&data, app.settings.max_frame_bytes) {
+    match jpeg::check_frame(&data, app.config.max_frame_bytes) {
         Ok(_) => {
             *rejects_in_row = 0;
             let meta = com::parse(&data);
@@ -219,7 +219,7 @@ fn on_binary(
                 format!(
                     "frame of {} bytes is over server.max_frame_bytes ({})",
                     data.len(),
-                    app.settings.max_frame_bytes
+                    app.config.max_frame_bytes
                 ),
             )
         }
@@ -229,7 +229,7 @@ fn on_binary(
             if let Some(n) = log.note(why.as_str(), std::time::Instant::now()) {
                 log::warn!("camera {id}: {n} frame(s) rejected: {why}");
             }
-            let limit = app.settings.max_consecutive_rejects;
+            let limit = app.config.max_consecutive_rejects;
             if *rejects_in_row >= limit {
                 app.hub.garbage_closed.fetch_add(1, Ordering::Relaxed);
                 Step::Close(

@@ -4,14 +4,17 @@
 //! the binary stays blocking and does not use any of this.
 
 pub mod auth;
+pub mod camera_settings;
 pub mod cluster;
+pub mod config;
 pub mod conn;
 pub mod hub;
 pub mod ingest;
 pub mod metrics;
+pub mod prometheus;
 pub mod rejects;
+pub mod reply;
 pub mod routes;
-pub mod settings;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use tokio::sync::watch;
 
-pub use settings::{RelayOverrides, Settings};
+pub use config::{RelayOverrides, ServerConfig};
 
 use crate::config::{Config, FileConfig, Overrides};
 use crate::pipeline::Pipeline;
@@ -33,7 +36,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct App {
     pub hub: Arc<hub::Hub>,
-    pub settings: Settings,
+    pub config: ServerConfig,
     /// This node's handle on its cluster, when it is in one.
     pub cluster: Option<Arc<cluster::Cluster>>,
     /// Turns `true` when the relay stops; long-lived handlers watch it.
@@ -69,29 +72,29 @@ impl Drop for LiveSocket {
 /// connection (cameras get a close reason) and returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    settings: Settings,
+    config: ServerConfig,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (tx, rx) = watch::channel(false);
     // Held here until serve returns, so handlers see `true`, not a closed channel.
     let tx = Arc::new(tx);
     let signal_tx = tx.clone();
-    if settings.camera_auth.is_open() {
+    if config.camera_auth.is_open() {
         log::warn!("no camera tokens configured: any client may stream as any camera id");
     }
-    let write_timeout = settings.viewer_write_timeout;
-    let cluster = match settings.cluster.clone() {
+    let write_timeout = config.viewer_write_timeout;
+    let cluster = match config.cluster.clone() {
         Some(c) => Some(cluster::connect(c).await.map_err(std::io::Error::other)?),
         None => None,
     };
     let app = Arc::new(App {
-        hub: hub::Hub::with_limits(settings.max_cameras, settings.forget_offline_after),
-        settings,
+        hub: hub::Hub::with_limits(config.max_cameras, config.forget_offline_after),
+        config,
         cluster: cluster.clone(),
         shutdown: rx,
         live_sockets: watch::channel(0).0,
     });
-    let sweeper = tokio::spawn(sweep(app.hub.clone(), app.settings.forget_offline_after));
+    let sweeper = tokio::spawn(sweep(app.hub.clone(), app.config.forget_offline_after));
     let clustering = cluster.map(|c| tokio::spawn(cluster::run(app.clone(), c)));
     let mut live = app.live_sockets.subscribe();
     let router = routes::router(app).into_make_service_with_connect_info::<conn::ConnHandle>();
@@ -185,12 +188,12 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<(tokio::net::TcpListener, Sock
 }
 
 /// `zerocam relay`: serves until SIGINT/SIGTERM.
-pub fn run(settings: Settings) -> anyhow::Result<()> {
+pub fn run(config: ServerConfig) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
-        let (listener, local) = bind(settings.listen).await?;
+        let (listener, local) = bind(config.listen).await?;
         // A fixed, parseable line: tests and scripts read the bound port from it.
         log::info!("relay listening on http://{local}/");
-        serve(listener, settings, shutdown_signal()).await?;
+        serve(listener, config, shutdown_signal()).await?;
         log::info!("relay stopped");
         Ok(())
     })
@@ -209,7 +212,7 @@ pub struct DemoOptions {
 /// WebSocket on loopback.
 pub fn demo(o: DemoOptions) -> anyhow::Result<()> {
     let token = format!("demo-{:016x}", fastrand::u64(..));
-    let settings = Settings {
+    let config = ServerConfig {
         listen: o.listen,
         camera_auth: auth::CameraAuth {
             shared: vec![token.clone()],
@@ -217,7 +220,7 @@ pub fn demo(o: DemoOptions) -> anyhow::Result<()> {
         },
         // The settings panel works out of the box, from this machine only.
         admin_loopback: true,
-        ..Settings::default()
+        ..ServerConfig::default()
     };
     let rt = runtime()?;
     let (listener, local) = rt.block_on(bind(o.listen))?;
@@ -238,7 +241,7 @@ pub fn demo(o: DemoOptions) -> anyhow::Result<()> {
     )?;
     let pipeline = Pipeline::for_source(&cfg.source)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut server = rt.spawn(serve(listener, settings, async move {
+    let mut server = rt.spawn(serve(listener, config, async move {
         let _ = stop_rx.await;
     }));
     log::info!("relay listening on http://{local}/");

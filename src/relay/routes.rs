@@ -26,12 +26,11 @@ use tokio::time::timeout;
 
 use super::App;
 use super::conn::ConnHandle;
-use super::hub::{Camera, Frame, Full, SettingsReject, ToCamera, ViewerGuard};
-use super::{auth, ingest, metrics};
+use super::hub::{Camera, Frame, Full, ViewerGuard};
+use super::reply::{denied, plain};
+use super::{auth, camera_settings, ingest, metrics};
 use crate::config::check_id;
 use crate::wire::MAX_CONTROL_MESSAGE;
-use crate::wire::cluster::{RpcReply, RpcRequest};
-use crate::wire::controls::ControlInfo;
 
 /// The viewer page (static; it reads everything else from the JSON routes).
 const PAGE: &str = include_str!("page.html");
@@ -39,8 +38,6 @@ const PAGE: &str = include_str!("page.html");
 const BOUNDARY: &str = "zerocamframe";
 /// What a viewer may send (it has nothing to say but close and pong).
 const VIEWER_READ_BUFFER: usize = 4096;
-/// How long a settings change waits for the camera's `settings` answer.
-const SETTINGS_WAIT: Duration = Duration::from_secs(5);
 
 /// Builds the router.
 pub fn router(app: Arc<App>) -> Router {
@@ -52,36 +49,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/cameras/{id}/snapshot.jpg", get(snapshot))
         .route(
             "/cameras/{id}/settings",
-            get(settings_get)
-                .post(settings_post)
+            get(camera_settings::get)
+                .post(camera_settings::post)
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_CONTROL_MESSAGE)),
         )
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/ingest/{id}", get(ingest_ws))
         .with_state(app)
-}
-
-fn plain(status: StatusCode, msg: impl Into<String>) -> Response {
-    let mut body = msg.into();
-    body.push('\n');
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
-}
-
-fn denied(app: &App, d: auth::Denied) -> Response {
-    let mut r = plain(d.status, d.message);
-    if d.status == StatusCode::UNAUTHORIZED && !app.settings.viewer_auth.basic.is_empty() {
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"zerocam\""),
-        );
-    }
-    r
 }
 
 /// Viewer auth, then the camera (404 when unknown), registered as watched
@@ -92,7 +67,7 @@ fn viewer_camera(
     headers: &HeaderMap,
     id: &str,
 ) -> Result<(Arc<Camera>, ViewerGuard), Box<Response>> {
-    app.settings
+    app.config
         .viewer_auth
         .check(uri, headers)
         .map_err(|d| Box::new(denied(app, d)))?;
@@ -105,7 +80,7 @@ fn viewer_camera(
 }
 
 async fn page(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Response {
-    if let Err(d) = app.settings.viewer_auth.check(&uri, &headers) {
+    if let Err(d) = app.config.viewer_auth.check(&uri, &headers) {
         return denied(&app, d);
     }
     (
@@ -119,7 +94,7 @@ async fn page(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Resp
 }
 
 async fn cameras(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap) -> Response {
-    if let Err(d) = app.settings.viewer_auth.check(&uri, &headers) {
+    if let Err(d) = app.config.viewer_auth.check(&uri, &headers) {
         return denied(&app, d);
     }
     let list: Vec<_> = app
@@ -220,7 +195,7 @@ async fn snapshot(
         Some(f) if !camera.paused() && !camera.is_stale(&f) => Some(f),
         _ => {
             let fresh = timeout(
-                app.settings.snapshot_wait,
+                app.config.snapshot_wait,
                 rx.wait_for(|f| {
                     f.as_ref()
                         .is_some_and(|f| !camera.is_stale(f) && f.index > 0)
@@ -239,7 +214,7 @@ async fn snapshot(
             format!(
                 "camera `{id}` sent no fresh frame within {:.0} s (server.snapshot_wait): \
                  it is starting or stalled",
-                app.settings.snapshot_wait.as_secs_f64()
+                app.config.snapshot_wait.as_secs_f64()
             ),
         );
     };
@@ -255,310 +230,6 @@ async fn snapshot(
         frame.jpeg,
     )
         .into_response()
-}
-
-/// The settings API's view of a camera: what it last reported.
-fn settings_view(camera: &Camera) -> serde_json::Value {
-    let r = camera.reported();
-    serde_json::json!({
-        "camera": camera.id,
-        "online": camera.online(),
-        "paused_by": camera.paused_by(),
-        "settings": r.settings.map_or(serde_json::Value::Null, serde_json::Value::Object),
-    })
-}
-
-/// An answer of the settings API, as it also crosses the cluster.
-fn answer(status: StatusCode, body: impl Into<String>) -> RpcReply {
-    RpcReply {
-        status: status.as_u16(),
-        json: false,
-        body: body.into(),
-    }
-}
-
-fn answer_json(status: StatusCode, v: &serde_json::Value) -> RpcReply {
-    RpcReply {
-        status: status.as_u16(),
-        json: true,
-        body: v.to_string(),
-    }
-}
-
-/// The HTTP response for an answer.
-fn respond(r: RpcReply) -> Response {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    if r.json {
-        (
-            status,
-            [
-                (header::CACHE_CONTROL, "no-store"),
-                (header::CONTENT_TYPE, "application/json"),
-            ],
-            r.body,
-        )
-            .into_response()
-    } else {
-        plain(status, r.body)
-    }
-}
-
-/// `GET /cameras/{id}/settings`: a viewer's right. Answered by the node
-/// that holds the camera.
-async fn settings_get(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(d) = app.settings.viewer_auth.check(&uri, &headers) {
-        return denied(&app, d);
-    }
-    if let Some(r) = forward(&app, &id, "GET", &[]).await {
-        return respond(r);
-    }
-    respond(settings_local_get(&app, &id))
-}
-
-/// A settings request for a camera another cluster node holds, answered
-/// there; `None` when the camera is not remote.
-async fn forward(app: &App, id: &str, method: &str, body: &[u8]) -> Option<RpcReply> {
-    let cluster = app.cluster.as_ref()?;
-    let node = app.hub.camera(id)?.home()?;
-    let req = RpcRequest {
-        camera: id.to_string(),
-        method: method.to_string(),
-        body: String::from_utf8_lossy(body).into_owned(),
-    };
-    Some(cluster.request(&node, &req).await)
-}
-
-/// `GET /cameras/{id}/settings` for a camera known here.
-pub fn settings_local_get(app: &App, id: &str) -> RpcReply {
-    match app.hub.camera(id).filter(|c| !c.is_remote()) {
-        Some(c) => answer_json(StatusCode::OK, &settings_view(&c)),
-        None => answer(
-            StatusCode::NOT_FOUND,
-            format!("camera `{id}` is unknown (it is not connected to this relay)"),
-        ),
-    }
-}
-
-/// A settings change, checked field by field: the commands to send.
-pub fn parse_change(
-    body: &[u8],
-    ranges: Option<&serde_json::Map<String, serde_json::Value>>,
-) -> Result<Vec<ToCamera>, String> {
-    use crate::wire::message::{FPS_RANGE, QUALITY_RANGE};
-    use serde_json::Value;
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
-    let Value::Object(obj) = v else {
-        return Err("the body is not a JSON object".into());
-    };
-    let mut set = serde_json::Map::new();
-    let mut out = Vec::new();
-    for (k, v) in &obj {
-        match k.as_str() {
-            "fps" => {
-                let ok = v
-                    .as_u64()
-                    .filter(|n| *n <= 1000 && FPS_RANGE.contains(&(*n as u32)));
-                let n = ok.ok_or_else(|| {
-                    format!(
-                        "fps: expected a whole number in {}..={}, found {v}",
-                        FPS_RANGE.start(),
-                        FPS_RANGE.end()
-                    )
-                })?;
-                set.insert("fps".into(), n.into());
-            }
-            "quality" => {
-                let ok = v
-                    .as_u64()
-                    .filter(|n| *n <= 255 && QUALITY_RANGE.contains(&(*n as u8)));
-                let n = ok.ok_or_else(|| {
-                    format!("quality: expected a whole number in 1..=100, found {v}")
-                })?;
-                set.insert("quality".into(), n.into());
-            }
-            "paused" => match v {
-                Value::Bool(true) => out.push(ToCamera::Pause),
-                Value::Bool(false) => out.push(ToCamera::Resume),
-                other => return Err(format!("paused: expected true or false, found {other}")),
-            },
-            "controls" => {
-                let Value::Object(c) = v else {
-                    return Err(format!(
-                        "controls: expected an object of name: value, found {v}"
-                    ));
-                };
-                for (name, value) in c {
-                    let Some(cv) = crate::wire::message::ControlValue::from_json(value) else {
-                        return Err(format!(
-                            "controls.{name}: expected a number, true/false or a menu item's name, found {value}"
-                        ));
-                    };
-                    let Some(ranges) = ranges else { continue };
-                    let Some(range) = ranges.get(name) else {
-                        let names: Vec<&str> = ranges.keys().map(String::as_str).collect();
-                        return Err(if names.is_empty() {
-                            format!(
-                                "controls.{name}: this camera's source has no image controls \
-                                 (an exec: source's are set on its command line)"
-                            )
-                        } else {
-                            format!(
-                                "controls.{name}: the camera has no such control (it has: {})",
-                                names.join(", ")
-                            )
-                        });
-                    };
-                    // The camera's own check, on the ranges it reported:
-                    // the type, the range, the step, a menu's items.
-                    if let Some(control) = ControlInfo::from_range(name, range) {
-                        control.resolve(&cv).map_err(|e| {
-                            format!("controls.{}", e.trim_start_matches("control "))
-                        })?;
-                    }
-                }
-                if !c.is_empty() {
-                    set.insert("controls".into(), Value::Object(c.clone()));
-                }
-            }
-            other => {
-                return Err(format!(
-                    "unknown field `{other}` (the fields are fps, quality, paused and controls)"
-                ));
-            }
-        }
-    }
-    if !set.is_empty() {
-        out.push(ToCamera::Set(set));
-    }
-    if out.is_empty() {
-        return Err("nothing to change (the fields are fps, quality, paused and controls)".into());
-    }
-    Ok(out)
-}
-
-/// `POST /cameras/{id}/settings`: changing a camera needs the admin's
-/// credentials (`[server.admin]`), whatever the viewer auth is; checked by
-/// the node the request came to, then answered by the node that holds the
-/// camera.
-async fn settings_post(
-    State(app): State<Arc<App>>,
-    ConnectInfo(conn): ConnectInfo<ConnHandle>,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let camera = app.hub.camera(&id);
-    let reject = |why: SettingsReject| {
-        if let Some(c) = &camera {
-            c.settings_rejected(why);
-        }
-    };
-    let admin = &app.settings.admin_auth;
-    let trusted = app.settings.admin_loopback && conn.0.peer.ip().is_loopback();
-    if !trusted && admin.is_open() {
-        reject(SettingsReject::Forbidden);
-        return plain(
-            StatusCode::FORBIDDEN,
-            "changing camera settings needs [server.admin] tokens or basic users on this relay",
-        );
-    }
-    if let Err(d) = admin
-        .check_as("admin", &uri, &headers)
-        .or_else(|d| if trusted { Ok(()) } else { Err(d) })
-    {
-        reject(if d.status == StatusCode::UNAUTHORIZED {
-            SettingsReject::Unauthorized
-        } else {
-            SettingsReject::Forbidden
-        });
-        let mut r = plain(
-            d.status,
-            format!("{} ([server.admin] on this relay)", d.message),
-        );
-        if d.status == StatusCode::UNAUTHORIZED && !admin.basic.is_empty() {
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"zerocam admin\""),
-            );
-        }
-        return r;
-    }
-    if let Some(r) = forward(&app, &id, "POST", &body).await {
-        return respond(r);
-    }
-    respond(settings_local_post(&app, &id, &body).await)
-}
-
-/// Applies an (authorised) settings change to a camera connected here and
-/// waits for its confirmation.
-pub async fn settings_local_post(app: &App, id: &str, body: &[u8]) -> RpcReply {
-    let Some(camera) = app.hub.camera(id).filter(|c| !c.is_remote()) else {
-        return answer(
-            StatusCode::NOT_FOUND,
-            format!("camera `{id}` is unknown (it is not connected to this relay)"),
-        );
-    };
-    if !camera.online() {
-        camera.settings_rejected(SettingsReject::Offline);
-        return answer(StatusCode::NOT_FOUND, format!("camera `{id}` is offline"));
-    }
-    let ranges = camera
-        .reported()
-        .settings
-        .and_then(|s| s.get("ranges").and_then(|r| r.as_object().cloned()));
-    let commands = match parse_change(body, ranges.as_ref()) {
-        Ok(c) => c,
-        Err(why) => {
-            camera.settings_rejected(SettingsReject::BadRequest);
-            return answer(StatusCode::BAD_REQUEST, why);
-        }
-    };
-    let mut reports = camera.reported_watch();
-    let want = reports.borrow_and_update().count + commands.len() as u64;
-    for cmd in commands {
-        match &cmd {
-            ToCamera::Pause => camera.set_user_paused(true),
-            ToCamera::Resume => camera.set_user_paused(false),
-            ToCamera::Set(_) => {}
-        }
-        if let Err(why) = camera.command(cmd) {
-            camera.settings_rejected(SettingsReject::Offline);
-            let status = if why == "busy" {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::NOT_FOUND
-            };
-            return answer(
-                status,
-                format!("camera `{id}` cannot take a command now ({why})"),
-            );
-        }
-    }
-    camera
-        .counters
-        .settings_changes
-        .fetch_add(1, Ordering::Relaxed);
-    log::info!("camera {id}: settings changed through the API");
-    match timeout(SETTINGS_WAIT, reports.wait_for(|r| r.count >= want)).await {
-        Ok(Ok(_)) => answer_json(StatusCode::OK, &settings_view(&camera)),
-        _ => {
-            camera.settings_rejected(SettingsReject::Timeout);
-            answer(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "camera `{id}` did not confirm the change within {} s",
-                    SETTINGS_WAIT.as_secs()
-                ),
-            )
-        }
-    }
 }
 
 async fn viewer_ws(
@@ -614,7 +285,7 @@ async fn viewer_loop(
                 if socket.send(Message::Binary(frame.jpeg.clone())).await.is_err() {
                     if conn.0.timed_out() {
                         camera.viewer_stalled();
-                        log::info!("viewer of {}: took nothing for {:.1} s, closed", camera.id, app.settings.viewer_write_timeout.as_secs_f64());
+                        log::info!("viewer of {}: took nothing for {:.1} s, closed", camera.id, app.config.viewer_write_timeout.as_secs_f64());
                     }
                     break;
                 }
@@ -657,7 +328,7 @@ impl Drop for MjpegState {
             log::info!(
                 "MJPEG viewer of {}: took nothing for {:.1} s, closed",
                 self.camera.id,
-                self.app.settings.viewer_write_timeout.as_secs_f64()
+                self.app.config.viewer_write_timeout.as_secs_f64()
             );
         }
     }
@@ -768,7 +439,7 @@ async fn ingest_ws(
     // Auth before the upgrade: a refused camera gets a plain 401/403.
     let token = auth::token_from(&uri, &headers);
     if let Err(d) =
-        app.settings
+        app.config
             .camera_auth
             .check(&id, token.as_deref(), std::time::SystemTime::now())
     {
@@ -796,7 +467,7 @@ async fn ingest_ws(
     };
     // One frame may be up to max_frame_bytes; anything bigger is refused
     // by the WebSocket layer and closed with 1009.
-    let limit = app.settings.max_frame_bytes.max(MAX_CONTROL_MESSAGE);
+    let limit = app.config.max_frame_bytes.max(MAX_CONTROL_MESSAGE);
     ws.max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {

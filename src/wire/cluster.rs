@@ -72,6 +72,13 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Of two connections for one camera id, does `a` (connected at, node)
+/// win over `b`? The newer one (the camera reconnected there); on equal
+/// times, the larger node id, so that every node decides alike.
+pub fn wins(a: (u64, &str), b: (u64, &str)) -> bool {
+    a > b
+}
+
 /// Checks a node id: what `check_id` allows, and `:` (host:port).
 pub fn check_node(node: &str) -> Result<(), String> {
     if node.is_empty() || node.len() > 64 {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use crate::wire::cluster::{Announced, Presence};
+use crate::wire::cluster::{Announced, Presence, wins};
 
 /// The other nodes as last heard from.
 #[derive(Debug)]
@@ -18,13 +18,6 @@ pub struct Members {
 struct Seen {
     at: Instant,
     presence: Presence,
-}
-
-/// Of two connections for one camera id, does `a` win over `b`? The newer
-/// one (the camera reconnected there); on equal times, the larger node id,
-/// so that every node decides alike.
-pub fn wins(a: (u64, &str), b: (u64, &str)) -> bool {
-    a > b
 }
 
 impl Members {

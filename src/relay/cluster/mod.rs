@@ -38,8 +38,8 @@ use tokio::time::{Instant, timeout};
 use self::members::Members;
 use self::stats::{ClusterStats, DropReason};
 use super::App;
+use super::config::Cluster as ClusterConfig;
 use super::hub::Camera;
-use super::settings::Cluster as ClusterConfig;
 use crate::wire::cluster::{self as cluster_wire, Announced, Presence, RpcReply, RpcRequest};
 use crate::wire::{com, jpeg};
 
@@ -314,11 +314,11 @@ pub async fn run(app: Arc<App>, cluster: Arc<Cluster>) {
         if !checked_payload && cluster.connected() {
             checked_payload = true;
             let max = cluster.client.max_payload();
-            if max < app.settings.max_frame_bytes {
+            if max < app.config.max_frame_bytes {
                 // Two lines: what happens, then what to do.
                 log::warn!(
                     "NATS max_payload {max} B is below server.max_frame_bytes {} B",
-                    app.settings.max_frame_bytes
+                    app.config.max_frame_bytes
                 );
                 log::warn!("bigger frames stay on their node; raise max_payload in nats-server");
             }
@@ -512,7 +512,7 @@ async fn receive(app: Arc<App>, cluster: Arc<Cluster>, cam: Arc<Camera>) {
         }
         let data = m.payload;
         stats.received(data.len() as u64);
-        if jpeg::check_frame(&data, app.settings.max_frame_bytes).is_err() {
+        if jpeg::check_frame(&data, app.config.max_frame_bytes).is_err() {
             stats.count_drop(DropReason::Invalid, 1);
             continue;
         }
@@ -526,8 +526,8 @@ async fn answer(app: Arc<App>, client: async_nats::Client, m: async_nats::Messag
     let Some(reply_to) = m.reply else { return };
     let reply = match RpcRequest::decode(&m.payload) {
         Ok(req) => match req.method.as_str() {
-            "GET" => super::routes::settings_local_get(&app, &req.camera),
-            _ => super::routes::settings_local_post(&app, &req.camera, req.body.as_bytes()).await,
+            "GET" => super::camera_settings::local_get(&app, &req.camera),
+            _ => super::camera_settings::local_post(&app, &req.camera, req.body.as_bytes()).await,
         },
         Err(e) => RpcReply {
             status: 400,

@@ -124,7 +124,7 @@ pub struct RelayOverrides {
 
 /// Validated relay settings.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct ServerConfig {
     pub listen: SocketAddr,
     pub camera_auth: CameraAuth,
     pub viewer_auth: ViewerAuth,
@@ -148,9 +148,9 @@ pub struct Settings {
     pub cluster: Option<Cluster>,
 }
 
-impl Default for Settings {
+impl Default for ServerConfig {
     fn default() -> Self {
-        Settings {
+        ServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             camera_auth: CameraAuth::default(),
             viewer_auth: ViewerAuth::default(),
@@ -314,11 +314,14 @@ fn credentials(key: &str, section: Option<ViewersSection>) -> Result<ViewerAuth,
     Ok(ViewerAuth { tokens, basic })
 }
 
-impl Settings {
+impl ServerConfig {
     /// Merges `[server]` and flags, validating every value.
-    pub fn build(table: Option<&toml::Table>, o: &RelayOverrides) -> Result<Settings, ConfigError> {
+    pub fn build(
+        table: Option<&toml::Table>,
+        o: &RelayOverrides,
+    ) -> Result<ServerConfig, ConfigError> {
         let s = parse_section(table)?;
-        let d = Settings::default();
+        let d = ServerConfig::default();
         let listen_s = o
             .listen
             .clone()
@@ -380,7 +383,7 @@ impl Settings {
         )?;
         let snapshot_wait = seconds("server.snapshot_wait", s.snapshot_wait.unwrap_or(5.0))?;
         let cluster = cluster(s.cluster, o.cluster.as_deref(), listen)?;
-        Ok(Settings {
+        Ok(ServerConfig {
             listen,
             camera_auth: CameraAuth {
                 shared,
@@ -407,9 +410,9 @@ impl Settings {
 mod tests {
     use super::*;
 
-    fn build(text: &str) -> Result<Settings, ConfigError> {
+    fn build(text: &str) -> Result<ServerConfig, ConfigError> {
         let f = crate::config::parse_str(text)?;
-        Settings::build(f.server.as_ref(), &RelayOverrides::default())
+        ServerConfig::build(f.server.as_ref(), &RelayOverrides::default())
     }
 
     #[test]
@@ -504,7 +507,7 @@ mod tests {
             cluster: Some("nats://127.0.0.1:4222".into()),
             ..Default::default()
         };
-        let c = Settings::build(f.server.as_ref(), &o)
+        let c = ServerConfig::build(f.server.as_ref(), &o)
             .unwrap()
             .cluster
             .unwrap();
