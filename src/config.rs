@@ -436,7 +436,7 @@ pub fn parse_str(text: &str) -> Result<FileConfig, ConfigError> {
 }
 
 /// Rewrites serde's "invalid type: string \"x\", expected u32" for `key`
-/// as "expected a whole number from 1 to 120, found \"x\"": a ranged key's
+/// as "expected a whole number in 1..=120, found \"x\"": a ranged key's
 /// own range (from [`RANGES`]), else plain words; no Rust type names.
 pub fn friendly(key: &str, msg: &str) -> String {
     let rest = msg
@@ -532,6 +532,73 @@ fn unknown_field_name(msg: &str) -> Option<String> {
     Some(rest.split('`').next()?.to_string())
 }
 
+/// Splits a command line as a POSIX shell would split words: blanks
+/// separate, `'…'` is literal, `"…"` keeps blanks (backslash escapes `"`,
+/// `\` and `$` in it), a backslash outside quotes escapes the next
+/// character. No variables, globs or pipes: the program runs without a shell.
+pub fn split_command(s: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated ' quote".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$')) => cur.push(c),
+                            Some(c) => {
+                                cur.push('\\');
+                                cur.push(c);
+                            }
+                            None => return Err("unterminated \" quote".into()),
+                        },
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated \" quote".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some(c) => cur.push(c),
+                    None => return Err("a backslash at the end".into()),
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    if words.is_empty() {
+        return Err("no command after exec:".into());
+    }
+    Ok(words)
+}
+
 /// Parses `WxH`.
 pub fn parse_size(key: &str, s: &str) -> Result<(u32, u32), ConfigError> {
     let bad = || ConfigError::new(key, format!("`{s}` is not a size like 1280x720"));
@@ -623,12 +690,13 @@ impl Range {
         RANGES.iter().find(|r| r.key == key)
     }
 
-    /// What the key takes, for messages: "a whole number from 1 to 120".
+    /// What the key takes, for messages: "a whole number in 1..=120", as
+    /// `wire::message` words a `set` (one wording for one range).
     pub fn describe(&self) -> String {
         if self.whole {
-            format!("a whole number from {} to {}", self.min, self.max)
+            format!("a whole number in {}..={}", self.min, self.max)
         } else {
-            format!("seconds from {} to {}", self.min, self.max)
+            format!("seconds in {}..={}", self.min, self.max)
         }
     }
 
@@ -778,7 +846,7 @@ impl Config {
             Some(d) if d == "pattern-mjpeg" => SourceKind::PatternMjpeg,
             Some(d) if d.is_empty() => return Err(ConfigError::new("source.device", "is empty")),
             Some(d) if d.starts_with("exec:") => SourceKind::Exec(
-                crate::capture::exec::split_command(&d["exec:".len()..])
+                split_command(&d["exec:".len()..])
                     .map_err(|e| ConfigError::new("source.device", format!("exec command: {e}")))?,
             ),
             Some(d) => SourceKind::Device(PathBuf::from(d)),
@@ -798,7 +866,6 @@ impl Config {
             None => None,
         };
         let controls = parse_controls(s.controls.as_ref())?;
-        check_controls(&kind, &controls)?;
         let encode_threads = o
             .encode_threads
             .or(s.encode_threads)
@@ -1005,41 +1072,6 @@ fn parse_controls(t: Option<&toml::Table>) -> Result<Vec<(String, ControlValue)>
     Ok(out)
 }
 
-/// What can be checked of `[source.controls]` before a camera opens: the
-/// pattern's own controls in full, and that an `exec:` source (or the
-/// MJPEG pattern) has none. A device's are checked when it opens, against
-/// what it reports; [`controls_checked_at_open`] says when that is so.
-fn check_controls(
-    kind: &SourceKind,
-    controls: &[(String, ControlValue)],
-) -> Result<(), ConfigError> {
-    let known = match kind {
-        SourceKind::Pattern => crate::capture::pattern::controls(false, false, 0),
-        SourceKind::PatternMjpeg | SourceKind::Exec(_) => Vec::new(),
-        SourceKind::Device(_) => return Ok(()),
-    };
-    for (name, v) in controls {
-        let key = format!("source.controls.{name}");
-        let Some(c) = known.iter().find(|c| &c.name == name) else {
-            if known.is_empty() {
-                return Err(ConfigError::new(
-                    &key,
-                    "no image controls here (an exec: program takes them as options)",
-                ));
-            }
-            let names: Vec<&str> = known.iter().map(|c| c.name.as_str()).collect();
-            return Err(ConfigError::new(
-                &key,
-                format!("no such control (the pattern has: {})", names.join(", ")),
-            ));
-        };
-        let prefix = format!("control {name}: ");
-        c.resolve(v)
-            .map_err(|e| ConfigError::new(&key, e.strip_prefix(&prefix).unwrap_or(&e)))?;
-    }
-    Ok(())
-}
-
 /// True when `[source.controls]` can only be checked once the device opens.
 pub fn controls_checked_at_open(source: &SourceConfig) -> bool {
     matches!(source.kind, SourceKind::Device(_)) && !source.controls.is_empty()
@@ -1210,13 +1242,13 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "source.fps: expected a whole number from 1 to 120, found \"fifteen\" (line 4)"
+            "source.fps: expected a whole number in 1..=120, found \"fifteen\" (line 4)"
         );
         let e = build(&format!("{OK}heartbeat_interval = \"soon\"\n")).unwrap_err();
         assert_eq!(e.key, "relay.heartbeat_interval");
         assert!(
             e.reason
-                .starts_with("expected seconds from 0.1 to 3600, found \"soon\""),
+                .starts_with("expected seconds in 0.1..=3600, found \"soon\""),
             "{e}"
         );
         let e = build(&OK.replace(
@@ -1225,7 +1257,7 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.key, "source.quality");
-        assert!(e.reason.contains("from 1 to 100, found 300"), "{e}");
+        assert!(e.reason.contains("in 1..=100, found 300"), "{e}");
         // Every ranged key names its own range, whatever the wrong value.
         for r in RANGES.iter().filter(|r| !r.key.starts_with("server.")) {
             let (section, key) = r.key.rsplit_once('.').unwrap();
@@ -1363,35 +1395,6 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.key, "source.controls.Brightness");
-        // The pattern's own controls are checked in full before it starts,
-        // and an exec: source has none.
-        for (controls, key, words) in [
-            (
-                "brightness = 500",
-                "brightness",
-                "500 is out of range (-100..=100)",
-            ),
-            ("hflip = \"yes\"", "hflip", "\"yes\" is not true or false"),
-            (
-                "zoom = 1",
-                "zoom",
-                "no such control (the pattern has: hflip, vflip, brightness)",
-            ),
-        ] {
-            let e = build(&OK.replace(
-                "device = \"pattern\"",
-                &format!("device = \"pattern\"\n[source.controls]\n{controls}"),
-            ))
-            .unwrap_err();
-            assert_eq!(e.key, format!("source.controls.{key}"));
-            assert_eq!(e.reason, words);
-        }
-        let e = build(&OK.replace(
-            "device = \"pattern\"",
-            "device = \"exec:rpicam-vid -o -\"\n[source.controls]\nhflip = true",
-        ))
-        .unwrap_err();
-        assert!(e.reason.contains("no image controls"), "{e}");
     }
 
     #[test]
@@ -1430,5 +1433,45 @@ mod tests {
         assert!(parse_size("k", "641x480").is_err());
         assert!(parse_size("k", "0x0").is_err());
         assert!(parse_size("k", "x").is_err());
+    }
+
+    #[test]
+    fn commands_split_like_a_shell() {
+        assert_eq!(
+            split_command("rpicam-vid -t 0 -n --codec yuv420 -o -").unwrap(),
+            [
+                "rpicam-vid",
+                "-t",
+                "0",
+                "-n",
+                "--codec",
+                "yuv420",
+                "-o",
+                "-"
+            ]
+        );
+        assert_eq!(
+            split_command(r#"ffmpeg -vf 'scale=640:480, fps=15' "a \"b\" c" d\ e"#).unwrap(),
+            [
+                "ffmpeg",
+                "-vf",
+                "scale=640:480, fps=15",
+                r#"a "b" c"#,
+                "d e"
+            ]
+        );
+        assert_eq!(split_command("  x  ''  ").unwrap(), ["x", ""]);
+        assert!(
+            split_command("x 'open")
+                .unwrap_err()
+                .contains("unterminated")
+        );
+        assert!(
+            split_command("x \"open")
+                .unwrap_err()
+                .contains("unterminated")
+        );
+        assert!(split_command("   ").is_err());
+        assert!(split_command("x \\").is_err());
     }
 }

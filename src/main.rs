@@ -344,9 +344,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The checks `stream` makes before it starts, beyond the config's own:
-/// the TLS material for `wss://` and, under a systemd watchdog, timeouts it
+/// the source's controls where they can be checked without the camera, the
+/// TLS material for `wss://` and, under a systemd watchdog, timeouts it
 /// would contradict. `check-config` runs the same.
 fn preflight(cfg: &Config, watchdog: Option<std::time::Duration>) -> anyhow::Result<()> {
+    capture::check_controls(&cfg.source)?;
     if cfg.relay.url.starts_with("wss://") {
         stream::connect::tls_config(cfg.relay.ca.as_deref())?;
     }

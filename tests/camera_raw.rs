@@ -274,8 +274,8 @@ fn pause_resume_and_set_apply_live() {
         (3..=9).contains(&n),
         "bad commands are not applied: {n} frames in 3 s"
     );
-    assert!(cam.wait_log("fps 0 is out of range", SEC).is_some());
-    assert!(cam.wait_log("quality 500 is out of range", SEC).is_some());
+    assert!(cam.wait_log("fps: 0 is out of range", SEC).is_some());
+    assert!(cam.wait_log("quality: 500 is out of range", SEC).is_some());
 }
 
 #[test]
@@ -695,7 +695,7 @@ fn settings_answer_hello_set_pause_and_resume_with_what_the_camera_has() {
             .is_some()
     );
     assert!(cam.wait_log("control nope: no such control", SEC).is_some());
-    assert!(cam.wait_log("quality 0 is out of range", SEC).is_some());
+    assert!(cam.wait_log("quality: 0 is out of range", SEC).is_some());
     relay.send_text(r#"{"type":"pause"}"#);
     assert_eq!(settings(&relay)["paused"], true);
     relay.send_text(r#"{"type":"resume"}"#);

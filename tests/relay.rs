@@ -486,7 +486,7 @@ fn check_config_validates_the_server_table() {
     let (ok, out) = check("[source]\nfps = \"fifteen\"\n");
     assert!(!ok, "{out}");
     assert!(
-        out.contains("source.fps: expected a whole number from 1 to 120, found \"fifteen\""),
+        out.contains("source.fps: expected a whole number in 1..=120, found \"fifteen\""),
         "{out}"
     );
 }
@@ -953,7 +953,11 @@ fn camera_settings_through_the_api_need_admin_and_take_effect() {
     assert!(text.starts_with("admin token not accepted"), "{text}");
     // Bad fields are refused, naming the field.
     for (body, words) in [
-        (r#"{"fps":0}"#, "fps: expected a whole number in 1..=120"),
+        (r#"{"fps":0}"#, "fps: 0 is out of range (1..=120)"),
+        (
+            r#"{"fps":"fast"}"#,
+            "fps: expected a whole number in 1..=120",
+        ),
         (r#"{"quality":"high"}"#, "quality"),
         (r#"{"paused":1}"#, "paused: expected true or false"),
         (
@@ -1038,7 +1042,7 @@ fn camera_settings_through_the_api_need_admin_and_take_effect() {
     assert!(relay.metric("zerocam_settings_changes_total{camera=\"set\"}") >= 4.0);
     assert_eq!(
         relay.metric("zerocam_settings_rejected_total{camera=\"set\",reason=\"bad_request\"}"),
-        10.0
+        11.0
     );
     assert_eq!(
         relay.metric("zerocam_settings_rejected_total{camera=\"set\",reason=\"unauthorized\"}"),
@@ -1226,7 +1230,7 @@ fn config_errors_fit_a_serial_console_and_say_what_waits_for_the_camera() {
     for (extra, words) in [
         (
             "[source]\nfps = \"fifteen\"\n",
-            "source.fps: expected a whole number from 1 to 120",
+            "source.fps: expected a whole number in 1..=120",
         ),
         (
             "[source]\nfps = 0\n",
@@ -1257,7 +1261,7 @@ fn config_errors_fit_a_serial_console_and_say_what_waits_for_the_camera() {
         ),
         (
             "[server]\nmax_cameras = \"lots\"\n",
-            "server.max_cameras: expected a whole number from 1 to 100000",
+            "server.max_cameras: expected a whole number in 1..=100000",
         ),
     ] {
         // base ends in [relay]: keys of that table go on; the source is

@@ -5,7 +5,7 @@
 //! `libcamerify`'s LD_PRELOAD cannot hook a static binary).
 //!
 //! - The command runs without a shell (split as a shell would, see
-//!   [`split_command`]), in its own process group, with
+//!   [`crate::config::split_command`]), in its own process group, with
 //!   `PR_SET_PDEATHSIG = SIGKILL`: if zerocam dies, even by SIGKILL, so does
 //!   the child. Dropping the source closes the pipe and sends SIGTERM to
 //!   the group, then SIGKILL after [`TERM_GRACE`] to whatever of the group
@@ -52,73 +52,6 @@ const POLL_SLICE_MS: i32 = 200;
 /// The largest MJPEG frame accepted; bytes beyond it without an EOI are
 /// dropped as corrupt (a producer writing garbage cannot grow the buffer).
 const MAX_JPEG: usize = 16 << 20;
-
-/// Splits a command line as a POSIX shell would split words: blanks
-/// separate, `'…'` is literal, `"…"` keeps blanks (backslash escapes `"`,
-/// `\` and `$` in it), a backslash outside quotes escapes the next
-/// character. No variables, globs or pipes: the program runs without a shell.
-pub fn split_command(s: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' | '\n' => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => cur.push(c),
-                        None => return Err("unterminated ' quote".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\' | '$')) => cur.push(c),
-                            Some(c) => {
-                                cur.push('\\');
-                                cur.push(c);
-                            }
-                            None => return Err("unterminated \" quote".into()),
-                        },
-                        Some(c) => cur.push(c),
-                        None => return Err("unterminated \" quote".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some(c) => cur.push(c),
-                    None => return Err("a backslash at the end".into()),
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    if words.is_empty() {
-        return Err("no command after exec:".into());
-    }
-    Ok(words)
-}
 
 /// Splits a byte stream of concatenated JPEGs into frames.
 #[derive(Debug, Default)]
@@ -690,6 +623,7 @@ pub fn format_of(fourcc: Option<[u8; 4]>) -> SourceFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::split_command;
 
     /// Whether a `sleep` in group `pgid` ignores SIGTERM.
     fn sleep_ignores_term(pgid: libc::pid_t) -> bool {
@@ -780,46 +714,6 @@ mod tests {
         // Closing the pipe ended it (SIGPIPE); the kill after the grace
         // was not needed.
         assert!(t0.elapsed() < TERM_GRACE, "it took the SIGKILL");
-    }
-
-    #[test]
-    fn commands_split_like_a_shell() {
-        assert_eq!(
-            split_command("rpicam-vid -t 0 -n --codec yuv420 -o -").unwrap(),
-            [
-                "rpicam-vid",
-                "-t",
-                "0",
-                "-n",
-                "--codec",
-                "yuv420",
-                "-o",
-                "-"
-            ]
-        );
-        assert_eq!(
-            split_command(r#"ffmpeg -vf 'scale=640:480, fps=15' "a \"b\" c" d\ e"#).unwrap(),
-            [
-                "ffmpeg",
-                "-vf",
-                "scale=640:480, fps=15",
-                r#"a "b" c"#,
-                "d e"
-            ]
-        );
-        assert_eq!(split_command("  x  ''  ").unwrap(), ["x", ""]);
-        assert!(
-            split_command("x 'open")
-                .unwrap_err()
-                .contains("unterminated")
-        );
-        assert!(
-            split_command("x \"open")
-                .unwrap_err()
-                .contains("unterminated")
-        );
-        assert!(split_command("   ").is_err());
-        assert!(split_command("x \\").is_err());
     }
 
     fn tiny_jpeg(shade: u8) -> Vec<u8> {

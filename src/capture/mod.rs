@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use self::source_error::{Kind, Policy, SourceError};
-use crate::config::{BackoffConfig, SourceConfig, SourceKind};
+use crate::config::{BackoffConfig, ConfigError, SourceConfig, SourceKind};
 use crate::encode::m2m::{self, HardwareEncoder};
 use crate::encode::{RawFormat, RawImage, encode_raw, mjpeg};
 use crate::frame::Frame;
@@ -153,6 +153,39 @@ pub fn open(cfg: &SourceConfig) -> Result<Box<dyn FrameSource + Send>, SourceErr
             cfg.fps,
         )?),
     })
+}
+
+/// What can be checked of `[source.controls]` before a camera opens: the
+/// pattern's own controls in full, and that an `exec:` source (or the
+/// MJPEG pattern) has none. A device's are checked when it opens, against
+/// what it reports ([`crate::config::controls_checked_at_open`] says when).
+/// `stream` and `check-config` both run it before they start.
+pub fn check_controls(source: &SourceConfig) -> Result<(), ConfigError> {
+    let known = match &source.kind {
+        SourceKind::Pattern => pattern::controls(false, false, 0),
+        SourceKind::PatternMjpeg | SourceKind::Exec(_) => Vec::new(),
+        SourceKind::Device(_) => return Ok(()),
+    };
+    for (name, v) in &source.controls {
+        let key = format!("source.controls.{name}");
+        let Some(c) = known.iter().find(|c| &c.name == name) else {
+            if known.is_empty() {
+                return Err(ConfigError::new(
+                    &key,
+                    "no image controls here (an exec: program takes them as options)",
+                ));
+            }
+            let names: Vec<&str> = known.iter().map(|c| c.name.as_str()).collect();
+            return Err(ConfigError::new(
+                &key,
+                format!("no such control (the pattern has: {})", names.join(", ")),
+            ));
+        };
+        let prefix = format!("control {name}: ");
+        c.resolve(v)
+            .map_err(|e| ConfigError::new(&key, e.strip_prefix(&prefix).unwrap_or(&e)))?;
+    }
+    Ok(())
 }
 
 /// Reopen pacing for a failing device: quicker than the relay's, since a

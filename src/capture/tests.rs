@@ -512,3 +512,51 @@ fn encoder_auto_without_one_encodes_in_software() {
     assert!(p.fatal().is_none());
     assert_eq!(p.counters.encoder_fallbacks.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn the_patterns_controls_are_checked_before_it_starts_and_exec_has_none() {
+    let with = |kind: SourceKind, controls: Vec<(String, ControlValue)>| SourceConfig {
+        kind,
+        controls,
+        ..cfg(15)
+    };
+    let one = |name: &str, v: ControlValue| vec![(name.to_string(), v)];
+    assert!(
+        check_controls(&with(
+            SourceKind::Pattern,
+            one("brightness", ControlValue::Int(10))
+        ))
+        .is_ok()
+    );
+    for (name, v, words) in [
+        (
+            "brightness",
+            ControlValue::Int(500),
+            "500 is out of range (-100..=100)",
+        ),
+        (
+            "hflip",
+            ControlValue::Text("yes".into()),
+            "\"yes\" is not true or false",
+        ),
+        (
+            "zoom",
+            ControlValue::Int(1),
+            "no such control (the pattern has: hflip, vflip, brightness)",
+        ),
+    ] {
+        let e = check_controls(&with(SourceKind::Pattern, one(name, v))).unwrap_err();
+        assert_eq!(e.key, format!("source.controls.{name}"));
+        assert_eq!(e.reason, words);
+    }
+    let exec = SourceKind::Exec(vec!["rpicam-vid".into()]);
+    let e = check_controls(&with(exec, one("hflip", ControlValue::Bool(true)))).unwrap_err();
+    assert!(e.reason.contains("no image controls"), "{e}");
+    // A device's wait for it to open.
+    let dev = with(
+        SourceKind::Device("/dev/video9".into()),
+        one("brightness", ControlValue::Int(500)),
+    );
+    assert!(check_controls(&dev).is_ok());
+    assert!(crate::config::controls_checked_at_open(&dev));
+}

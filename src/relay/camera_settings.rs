@@ -117,7 +117,7 @@ pub fn parse_change(
     body: &[u8],
     ranges: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Vec<ToCamera>, String> {
-    use crate::wire::message::{FPS_RANGE, QUALITY_RANGE};
+    use crate::wire::message::{check_fps, check_quality};
     use serde_json::Value;
     let v: Value =
         serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
@@ -129,26 +129,10 @@ pub fn parse_change(
     for (k, v) in &obj {
         match k.as_str() {
             "fps" => {
-                let ok = v
-                    .as_u64()
-                    .filter(|n| *n <= 1000 && FPS_RANGE.contains(&(*n as u32)));
-                let n = ok.ok_or_else(|| {
-                    format!(
-                        "fps: expected a whole number in {}..={}, found {v}",
-                        FPS_RANGE.start(),
-                        FPS_RANGE.end()
-                    )
-                })?;
-                set.insert("fps".into(), n.into());
+                set.insert("fps".into(), check_fps(v)?.into());
             }
             "quality" => {
-                let ok = v
-                    .as_u64()
-                    .filter(|n| *n <= 255 && QUALITY_RANGE.contains(&(*n as u8)));
-                let n = ok.ok_or_else(|| {
-                    format!("quality: expected a whole number in 1..=100, found {v}")
-                })?;
-                set.insert("quality".into(), n.into());
+                set.insert("quality".into(), check_quality(v)?.into());
             }
             "paused" => match v {
                 Value::Bool(true) => out.push(ToCamera::Pause),

@@ -457,7 +457,7 @@ mod tests {
         let e = build("[server]\nmax_cameras = \"lots\"\n").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "server.max_cameras: expected a whole number from 1 to 100000, found \"lots\""
+            "server.max_cameras: expected a whole number in 1..=100000, found \"lots\""
         );
         let e = build("[server]\nsecret_file = \"/nonexistent/zerocam\"\n").unwrap_err();
         assert_eq!(e.key, "server.secret_file");

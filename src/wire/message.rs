@@ -9,6 +9,38 @@ pub const FPS_RANGE: std::ops::RangeInclusive<u32> = 1..=120;
 /// JPEG qualities a camera accepts, in its config and in `set`.
 pub const QUALITY_RANGE: std::ops::RangeInclusive<u8> = 1..=100;
 
+/// A `set`'s `fps`, checked: the one check the camera, the relay's settings
+/// API and (through `config::RANGES`) the config file share.
+pub fn check_fps(v: &Value) -> Result<u32, String> {
+    v.as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| FPS_RANGE.contains(n))
+        .ok_or_else(|| out_of_range("fps", v, FPS_RANGE.start(), FPS_RANGE.end()))
+}
+
+/// A `set`'s `quality`, checked (as [`check_fps`]).
+pub fn check_quality(v: &Value) -> Result<u8, String> {
+    v.as_u64()
+        .and_then(|n| u8::try_from(n).ok())
+        .filter(|n| QUALITY_RANGE.contains(n))
+        .ok_or_else(|| out_of_range("quality", v, QUALITY_RANGE.start(), QUALITY_RANGE.end()))
+}
+
+fn out_of_range(
+    field: &str,
+    v: &Value,
+    min: impl std::fmt::Display,
+    max: impl std::fmt::Display,
+) -> String {
+    match v {
+        Value::Number(_) => format!("{field}: {v} is out of range ({min}..={max})"),
+        _ => format!(
+            "{field}: expected a whole number in {min}..={max}, found {}",
+            clip_str(&v.to_string(), MAX_HELLO_STRING)
+        ),
+    }
+}
+
 /// A command from the relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -113,31 +145,19 @@ pub fn parse_set(payload: &Value) -> Result<Command, CommandError> {
         .as_object()
         .ok_or_else(|| CommandError::Invalid("set: payload is not an object".into()))?;
     let mut set = SetCommand::default();
-    match obj.get("fps") {
-        None | Some(Value::Null) => {}
-        Some(v) => match v
-            .as_u64()
-            .filter(|n| *n <= u32::MAX as u64 && FPS_RANGE.contains(&(*n as u32)))
-        {
-            Some(n) => set.fps = Some(n as u32),
-            None => set.rejected.push(format!(
-                "fps {v} is out of range ({}..={})",
-                FPS_RANGE.start(),
-                FPS_RANGE.end()
-            )),
-        },
+    match obj.get("fps").filter(|v| !v.is_null()).map(check_fps) {
+        None => {}
+        Some(Ok(n)) => set.fps = Some(n),
+        Some(Err(why)) => set.rejected.push(why),
     }
-    match obj.get("quality") {
-        None | Some(Value::Null) => {}
-        Some(v) => match v
-            .as_u64()
-            .filter(|n| *n <= 255 && QUALITY_RANGE.contains(&(*n as u8)))
-        {
-            Some(n) => set.quality = Some(n as u8),
-            None => set
-                .rejected
-                .push(format!("quality {v} is out of range (1..=100)")),
-        },
+    match obj
+        .get("quality")
+        .filter(|v| !v.is_null())
+        .map(check_quality)
+    {
+        None => {}
+        Some(Ok(n)) => set.quality = Some(n),
+        Some(Err(why)) => set.rejected.push(why),
     }
     match obj.get("controls") {
         None | Some(Value::Null) => {}
@@ -407,7 +427,7 @@ mod tests {
             vec![("vflip".into(), ControlValue::Bool(false))]
         );
         assert_eq!(s.rejected.len(), 2, "{:?}", s.rejected);
-        assert!(s.rejected[0].contains("fps 0 is out of range (1..=120)"));
+        assert!(s.rejected[0].contains("fps: 0 is out of range (1..=120)"));
         assert!(s.rejected[1].contains("control hflip"));
         // All of it bad: still a set, so each refusal is logged.
         let Ok(Command::Set(s)) = parse_raw_text(r#"{"type":"set","fps":0}"#) else {
