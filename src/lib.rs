@@ -31,8 +31,12 @@
 //! nothing of zerocam's but itself, and the relay reaches into the camera's
 //! modules only for `zerocam demo`, which runs a camera beside it.
 
+pub mod backoff;
+pub mod camera;
 pub mod capture;
 pub mod config;
+#[cfg(feature = "relay")]
+pub mod demo;
 pub mod device;
 pub mod encode;
 pub mod frame;

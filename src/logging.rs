@@ -3,6 +3,8 @@
 //! `--log-level` sets the default; `RUST_LOG` directives refine it.
 
 use std::io::Write;
+
+use crate::wire::message::clip_str;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Installs the logger once; later calls are ignored.
@@ -60,3 +62,17 @@ fn clock() -> String {
         d.subsec_millis()
     )
 }
+
+/// At most [`CLIPPED`] bytes of a peer's text for a log line (which fits a
+/// serial console), `…` marking a cut; [`clip_str`] is the one cut.
+pub fn clip(s: &str) -> String {
+    let cut = clip_str(s, CLIPPED);
+    if cut.len() < s.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    }
+}
+
+/// How much of a peer's text a log line shows.
+pub const CLIPPED: usize = 60;

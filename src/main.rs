@@ -264,7 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             logging::init(None);
             let file = load_file(a.config.as_deref())?;
             let cfg = Config::build(file, &source_overrides(a.source), false)?;
-            capture::snapshot(&cfg.source, &a.output)?;
+            zerocam::camera::snapshot(&cfg.source, &a.output)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { file } => {
@@ -324,7 +324,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     a.listen
                 )
             })?;
-            zerocam::relay::demo(zerocam::relay::DemoOptions {
+            zerocam::demo::run(zerocam::demo::DemoOptions {
                 listen,
                 source: a.source,
                 size: a.size,
@@ -404,26 +404,10 @@ fn stream_main(cfg: Config) -> anyhow::Result<ExitCode> {
         let shown = stream::connect::shown(url);
         log::info!("relay{n}: {shown} ({})", cfg.relay.protocol);
     }
-    let pipeline = pipeline::Pipeline::for_source(&cfg.source)?;
-    install_signal_handlers(&pipeline)?;
-    let capture = capture::spawn(pipeline.clone(), cfg.source.clone())?;
-    let device = device::spawn(pipeline.clone(), cfg.led.clone())?;
-    let result = stream::session::run(&cfg, pipeline.clone());
-    pipeline.controls.request_shutdown();
-    if capture.join().is_err() {
-        log::error!("capture thread panicked");
-    }
-    if device.is_some_and(|d| d.join().is_err()) {
-        log::error!("device thread panicked");
-    }
-    result?;
-    if let Some(why) = pipeline.fatal() {
-        anyhow::bail!(why);
-    }
-    // A frame still waiting now will never go: every captured frame is
-    // sent or dropped in the totals.
-    pipeline.slot.discard();
-    let t = pipeline.snapshot();
+    let camera = zerocam::camera::Camera::start(&cfg)?;
+    install_signal_handlers(camera.pipeline())?;
+    let t = camera.wait()?;
+
     // Two lines, each within a serial console's width.
     log::info!(
         "stopped: {} captured, {} sent, {} dropped, {} corrupt",

@@ -408,7 +408,7 @@ fn forward_stderr(name: String, stderr: std::process::ChildStderr) {
                 }
                 if shown < STDERR_LINES {
                     shown += 1;
-                    log::info!("{name}: {}", crate::stream::raw::clip(line.trim_end()));
+                    log::info!("{name}: {}", crate::logging::clip(line.trim_end()));
                 } else {
                     hidden += 1;
                 }

@@ -14,15 +14,13 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-
 use self::source_error::{Kind, Policy, SourceError};
+use crate::backoff::Backoff;
 use crate::config::{BackoffConfig, ConfigError, SourceConfig, SourceKind};
 use crate::encode::m2m::{self, HardwareEncoder};
 use crate::encode::{RawFormat, RawImage, encode_raw, mjpeg};
 use crate::frame::Frame;
 use crate::pipeline::{Pipeline, SourceInfo};
-use crate::stream::backoff::Backoff;
 use crate::wire::com::FrameMeta;
 use crate::wire::message::ControlValue;
 
@@ -805,89 +803,6 @@ impl Publisher {
 /// `zerocam probe [DEVICE]`.
 pub fn probe(device: Option<&Path>) -> anyhow::Result<()> {
     v4l2::probe(device)
-}
-
-/// Frames skipped by `snapshot` on a V4L2 device: the first frames after
-/// STREAMON are often dark or mis-coloured while auto-exposure and white
-/// balance settle (UVC webcams and the Pi camera both do this).
-const SNAPSHOT_SKIP: usize = 3;
-
-/// `zerocam snapshot`: writes one frame.
-pub fn snapshot(cfg: &SourceConfig, out: &Path) -> anyhow::Result<()> {
-    let mut src = open(cfg).with_context(|| format!("cannot open source {}", cfg.kind))?;
-    let skip = match cfg.kind {
-        SourceKind::Pattern | SourceKind::PatternMjpeg => 0,
-        SourceKind::Device(_) | SourceKind::Exec(_) => SNAPSHOT_SKIP,
-    };
-    let g = src.granted().clone();
-    log::info!(
-        "source {}: {} {}x{} @ {} fps",
-        cfg.kind,
-        g.format.name(),
-        g.width,
-        g.height,
-        g.fps
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    // Frames the source delivered (those it skipped as stale included),
-    // and whether `jpeg` holds a usable one. Warm-up frames are encoded
-    // too: a source that ends early still gives its last good frame.
-    let mut seen = 0usize;
-    let mut usable = false;
-    let mut jpeg = Vec::new();
-    while seen <= skip || !usable {
-        if Instant::now() > deadline {
-            if usable {
-                break;
-            }
-            anyhow::bail!(
-                "no usable frame from {} within 10 s ({seen} frames arrived)",
-                cfg.kind
-            );
-        }
-        let frame = match src.next_frame(g.fps.max(1)) {
-            Ok(Some(f)) => f,
-            Ok(None) => continue,
-            Err(e) if usable => {
-                // Fewer frames than the warm-up skips: the last one will do.
-                log::info!("snapshot: {e}; using frame {seen}");
-                break;
-            }
-            Err(e) => anyhow::bail!("{e}, before any usable frame ({seen} arrived)"),
-        };
-        seen += 1 + frame.skipped as usize;
-        let meta = FrameMeta {
-            seq: 0,
-            ts_us: frame.captured_at_us,
-            size: None,
-        };
-        let mut next = Vec::new();
-        let ok = match frame.data {
-            FrameData::Mjpeg(b) => match mjpeg::pass_through(b, &meta, &mut next) {
-                Ok(_) => true,
-                Err(e) => {
-                    log::warn!("skipping corrupt frame: {e}");
-                    false
-                }
-            },
-            FrameData::Raw(img) => {
-                let meta = FrameMeta {
-                    size: Some((img.width, img.height)),
-                    ..meta
-                };
-                encode_raw(&img, cfg.quality, Some(&meta), &mut next)?;
-                true
-            }
-            FrameData::Corrupt => false,
-        };
-        if ok {
-            jpeg = next;
-            usable = true;
-        }
-    }
-    std::fs::write(out, &jpeg).with_context(|| format!("cannot write {}", out.display()))?;
-    log::info!("wrote {} ({} bytes)", out.display(), jpeg.len());
-    Ok(())
 }
 
 #[cfg(test)]

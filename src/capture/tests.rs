@@ -190,7 +190,7 @@ fn snapshot_writes_a_decodable_pattern_frame() {
     let mut c = cfg(15);
     c.width = 320;
     c.height = 240;
-    snapshot(&c, &out).unwrap();
+    crate::camera::snapshot(&c, &out).unwrap();
     let jpeg = std::fs::read(&out).unwrap();
     let meta = crate::wire::com::parse(&jpeg).unwrap();
     assert_eq!(meta.size, Some((320, 240)));

@@ -1,4 +1,5 @@
-//! The relay (`zerocam relay`, `zerocam demo`, `zerocam token`): cameras
+//! The relay (`zerocam relay`, `zerocam token`; `zerocam demo` runs it
+//! beside a camera, see [`crate::demo`]): cameras
 //! stream in over WebSocket (docs/protocol.md raw dialect), browsers and tools
 //! watch over WebSocket, MJPEG or snapshots. axum/tokio; the camera side of
 //! the binary stays blocking and does not use any of this.
@@ -25,9 +26,6 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 pub use config::{RelayOverrides, ServerConfig};
-
-use crate::config::{Config, FileConfig, Overrides};
-use crate::pipeline::Pipeline;
 
 /// How long shutdown waits for connections to close before giving up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -171,7 +169,7 @@ pub async fn shutdown_signal() {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("relay")
@@ -179,7 +177,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-async fn bind(addr: SocketAddr) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -197,104 +195,6 @@ pub fn run(config: ServerConfig) -> anyhow::Result<()> {
         log::info!("relay stopped");
         Ok(())
     })
-}
-
-/// `zerocam demo` options.
-#[derive(Debug, Clone)]
-pub struct DemoOptions {
-    pub listen: SocketAddr,
-    pub source: String,
-    pub size: Option<String>,
-    pub fps: Option<u32>,
-}
-
-/// `zerocam demo`: the relay plus one camera streaming to it over a real
-/// WebSocket on loopback.
-pub fn demo(o: DemoOptions) -> anyhow::Result<()> {
-    let token = format!("demo-{:016x}", fastrand::u64(..));
-    let config = ServerConfig {
-        listen: o.listen,
-        camera_auth: auth::CameraAuth {
-            shared: vec![token.clone()],
-            ..Default::default()
-        },
-        // The settings panel works out of the box, from this machine only.
-        admin_loopback: true,
-        ..ServerConfig::default()
-    };
-    let rt = runtime()?;
-    let (listener, local) = rt.block_on(bind(o.listen))?;
-    let port = local.port();
-    let ingest = format!("ws://127.0.0.1:{port}/ingest/demo");
-    let cfg = Config::build(
-        FileConfig::default(),
-        &Overrides {
-            relay: vec![ingest],
-            camera: Some("demo".into()),
-            token: Some(token),
-            source: Some(o.source.clone()),
-            size: o.size.clone(),
-            fps: o.fps,
-            ..Overrides::default()
-        },
-        true,
-    )?;
-    let pipeline = Pipeline::for_source(&cfg.source)?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut server = rt.spawn(serve(listener, config, async move {
-        let _ = stop_rx.await;
-    }));
-    log::info!("relay listening on http://{local}/");
-    let capture = crate::capture::spawn(pipeline.clone(), cfg.source.clone())
-        .context("cannot start the camera")?;
-    let camera = {
-        let pipeline = pipeline.clone();
-        std::thread::Builder::new()
-            .name("camera".into())
-            .spawn(move || crate::stream::session::run(&cfg, pipeline))?
-    };
-    let shown = if local.ip().is_unspecified() {
-        format!("http://127.0.0.1:{port}/")
-    } else {
-        format!("http://{local}/")
-    };
-    println!("zerocam demo: open {shown} in a browser (Ctrl-C to stop)");
-    println!(
-        "zerocam demo: settings may be changed from this machine without a token \
-         (a real relay takes [server.admin] tokens)"
-    );
-    let early = rt.block_on(async {
-        tokio::select! {
-            _ = shutdown_signal() => None,
-            r = &mut server => Some(r),
-            _ = async {
-                // The camera thread ending on its own is a failure to report.
-                while !camera.is_finished() {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            } => None,
-        }
-    });
-    // Camera first, so it closes its link cleanly instead of reconnecting
-    // to a relay that is going away; the runtime keeps serving meanwhile.
-    pipeline.controls.request_shutdown();
-    pipeline.waker.wake();
-    let camera_result = match camera.join() {
-        Ok(r) => r,
-        Err(_) => Err(anyhow::anyhow!("camera thread panicked")),
-    };
-    if capture.join().is_err() {
-        log::error!("capture thread panicked");
-    }
-    let _ = stop_tx.send(());
-    let served = match early {
-        Some(r) => r,
-        None => rt.block_on(server),
-    };
-    camera_result.context("demo camera stopped")?;
-    served.context("relay task failed")??;
-    log::info!("demo stopped");
-    Ok(())
 }
 
 /// `zerocam token`: a signed camera token valid for `ttl`.

@@ -6,7 +6,6 @@
 //! ([`stats`]) are pure too. [`session`] and [`connect`] own all the I/O
 //! (TCP, TLS, WebSocket, poll) and are shared by both dialects.
 
-pub mod backoff;
 pub mod connect;
 pub mod flow;
 pub mod phoenix;

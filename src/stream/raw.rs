@@ -70,7 +70,7 @@ impl Dialect for Raw {
             }
             Err(e) => {
                 log::warn!("relay command {e}");
-                log::debug!("the command: {}", clip(text));
+                log::debug!("the command: {}", crate::logging::clip(text));
                 vec![]
             }
         }
@@ -107,15 +107,6 @@ fn typed(kind: &str, fields: Map<String, Value>) -> Message {
     m.insert("type".into(), kind.into());
     m.extend(fields);
     Message::text(Value::Object(m).to_string())
-}
-
-/// At most 60 characters of a peer's text, for log lines (which fit a
-/// serial console's width).
-pub fn clip(s: &str) -> String {
-    match s.char_indices().nth(60) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! The camera connects to the first relay that works and stays on it. When
 //! that link is lost, it tries the other relays, in the configured order,
 //! and the lost one last; only when a whole round has failed does it back
-//! off (the session's [`super::backoff::Backoff`]), then start a full round
+//! off (the session's [`crate::backoff::Backoff`]), then start a full round
 //! from the first relay again. With a single relay, a lost link is retried
 //! after a backoff, as always. A link that breaks before it has been up for
 //! `backoff.stable_after` counts as a failed attempt of its round, so two

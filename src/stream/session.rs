@@ -21,12 +21,12 @@ use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use super::backoff::Backoff;
 use super::connect::{self, ConnectError, SLICE, Ws};
 use super::flow::{AckOf, Flow, FlowConfig, Gate};
 use super::relays::Rotation;
 use super::stats::StatsTicker;
 use super::{Action, Command, Dialect, Hello};
+use crate::backoff::Backoff;
 use crate::config::{Config, Protocol, RelayConfig};
 use crate::pipeline::{LinkState, Pipeline};
 

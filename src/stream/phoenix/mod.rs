@@ -31,9 +31,9 @@ use serde_json::{Map, Value, json};
 use tungstenite::Message;
 
 use self::serializer::{Msg, Payload, REPLY_EVENT};
-use super::raw::clip;
 use super::{AckOf, Action, Dialect, with_query};
 use crate::config::RelayConfig;
+use crate::logging::clip;
 use crate::wire::message::{self, CommandError, Hello};
 
 /// phoenix.js's rejoin ladder (`rejoinAfterMs`), then [`REJOIN_MAX`].
