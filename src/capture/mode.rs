@@ -64,12 +64,7 @@ impl fmt::Display for Choice {
     }
 }
 
-/// A FourCC as text (non-printable bytes as `?`).
-pub fn fourcc_str(f: &[u8; 4]) -> String {
-    f.iter()
-        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
-        .collect()
-}
+pub use crate::encode::fourcc_str;
 
 /// What zerocam can do with a FourCC, in order of preference.
 pub fn supported(fourcc: &[u8; 4]) -> Option<(usize, SourceFormat)> {

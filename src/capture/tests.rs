@@ -1,6 +1,9 @@
 //! Capture loop tests with the pattern source (bounded waits only).
 
 use super::*;
+use crate::encode::m2m::{self, HardwareEncoder};
+use crate::encode::{RawFormat, RawImage, encode_raw};
+use crate::frame::Frame;
 use std::path::Path;
 
 fn pipeline(fps: u32) -> Arc<Pipeline> {

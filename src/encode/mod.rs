@@ -6,5 +6,13 @@ pub mod m2m;
 pub mod mjpeg;
 pub mod pool;
 pub mod raw;
+pub mod stage;
 
 pub use raw::{EncodeError, RawFormat, RawImage, encode_raw};
+
+/// A FourCC as text, `?` for bytes that are not printable.
+pub fn fourcc_str(f: &[u8; 4]) -> String {
+    f.iter()
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+        .collect()
+}
