@@ -340,7 +340,7 @@ def part_arm():
              "The encoders built for the Pi Zero's ARM1176JZF-S (ARMv6 + VFPv2, no NEON) and run under "
              "`qemu-arm -cpu arm1176` with a TCG plugin counting executed guest instructions "
              "(`bench/arm/insncount.c`; `bench/arm/build.sh` builds everything): zerocam's "
-             "`examples/encode_frames` with the shipped `pi` profile, and libjpeg-turbo's C code "
+             "`tools/encode_frames.rs` with the shipped `pi` profile, and libjpeg-turbo's C code "
              "compiled by zig cc with `-mcpu=arm1176jzf_s -O3`, driven through its TurboJPEG API "
              "(`bench/arm/turbo_frames.c`, same 4:2:0 repack as the x86 table). Each runs with 2 and "
              "with 6 frames; the difference over 4 is per frame. Same natural-looking YUYV frames, "

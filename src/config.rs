@@ -320,6 +320,27 @@ pub struct SourceConfig {
     pub encoder_format: [u8; 4],
 }
 
+impl SourceConfig {
+    /// The built-in test pattern at `width`×`height` and `fps`, everything
+    /// else at its default (software encoding on one thread): what tests
+    /// and benchmarks start from.
+    pub fn pattern(width: u32, height: u32, fps: u32) -> SourceConfig {
+        SourceConfig {
+            kind: SourceKind::Pattern,
+            width,
+            height,
+            fps,
+            quality: 80,
+            format: None,
+            wait_for_device: Duration::ZERO,
+            controls: Vec::new(),
+            encode_threads: 1,
+            encoder: EncoderChoice::Software,
+            encoder_format: *b"JPEG",
+        }
+    }
+}
+
 /// `source.encoder`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EncoderChoice {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds what scripts/bench's ARMv6 part runs, into target/bench-arm/, and
 # prints KEY=PATH lines for it:
-#   zerocam=  examples/encode_frames for the Pi Zero (--profile pi, the
+#   zerocam=  tools/encode_frames.rs for the Pi Zero (--profile pi, the
 #             shipped build's optimisation), arm-unknown-linux-musleabihf
 #   turbo=    bench/arm/turbo_frames.c against libjpeg-turbo 3.x (the copy
 #             bundled in the turbojpeg-sys crate the x86 bench uses), both
@@ -80,7 +80,7 @@ fi
     "$out/turbo-build/libturbojpeg.a" -o "$out/turbo_frames"
 
 # --- zerocam's encoder, built as the Pi binary is ------------------------
-pi_log "bench/arm: building examples/encode_frames for the Pi Zero (profile pi)"
+pi_log "bench/arm: building tools/encode_frames.rs for the Pi Zero (profile pi)"
 cargo zigbuild -Zbuild-std=std,panic_abort --target arm-unknown-linux-musleabihf \
     --no-default-features --profile pi --example encode_frames --locked >&2
 zc=$root/target/arm-unknown-linux-musleabihf/pi/examples/encode_frames

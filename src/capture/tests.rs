@@ -11,19 +11,7 @@ fn pipeline(fps: u32) -> Arc<Pipeline> {
 }
 
 fn cfg(fps: u32) -> SourceConfig {
-    SourceConfig {
-        kind: SourceKind::Pattern,
-        width: 64,
-        height: 48,
-        fps,
-        quality: 80,
-        format: None,
-        wait_for_device: Duration::ZERO,
-        controls: Vec::new(),
-        encode_threads: 1,
-        encoder: crate::config::EncoderChoice::Software,
-        encoder_format: *b"JPEG",
-    }
+    SourceConfig::pattern(64, 48, fps)
 }
 
 /// Waits (bounded) for a frame in the slot.

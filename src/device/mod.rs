@@ -117,19 +117,7 @@ mod tests {
     use crate::config::LedPin;
 
     fn test_pipeline() -> Arc<Pipeline> {
-        let source = crate::config::SourceConfig {
-            kind: crate::config::SourceKind::Pattern,
-            width: 64,
-            height: 48,
-            fps: 5,
-            quality: 80,
-            format: None,
-            wait_for_device: Duration::ZERO,
-            controls: Vec::new(),
-            encode_threads: 1,
-            encoder: crate::config::EncoderChoice::Software,
-            encoder_format: *b"JPEG",
-        };
+        let source = crate::config::SourceConfig::pattern(64, 48, 5);
         Pipeline::for_source(&source).unwrap()
     }
 

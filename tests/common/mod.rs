@@ -180,6 +180,28 @@ impl TestRelay {
         None
     }
 
+    /// Waits up to `timeout` for an event matching `f`: did one come?
+    pub fn saw(&self, timeout: Duration, f: impl Fn(&Event) -> bool) -> bool {
+        self.wait_for(timeout, |e| f(&e).then_some(())).is_some()
+    }
+
+    /// How long from an event matching `from` (within 10 s) to one matching
+    /// `to` (within `within` after it): how fast the camera came back.
+    pub fn gap(
+        &self,
+        from: impl Fn(&Event) -> bool,
+        to: impl Fn(&Event) -> bool,
+        within: Duration,
+    ) -> Duration {
+        let first = self
+            .wait_for(10 * SEC, |e| from(&e).then(Instant::now))
+            .expect("the first event");
+        let second = self
+            .wait_for(within, |e| to(&e).then(Instant::now))
+            .expect("the camera came back");
+        second - first
+    }
+
     /// Collects events for `d`.
     pub fn collect(&self, d: Duration) -> Vec<Event> {
         let until = Instant::now() + d;
