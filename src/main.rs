@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use zerocam::config::{self, Config, FileConfig, Overrides};
+use zerocam::config::{self, Config, FileConfig, Overrides, keys};
 use zerocam::{capture, device, logging, pipeline, stream};
 
 #[derive(Parser)]
@@ -101,30 +101,21 @@ struct TokenArgs {
 
 #[derive(Args, Default)]
 struct SourceArgs {
-    /// `pattern` (built-in test pattern), a V4L2 device such as /dev/video0,
-    /// or `exec:COMMAND` (a camera program writing frames to its stdout)
-    /// (`pattern-mjpeg`: the pattern replayed as MJPEG, for benchmarks).
-    #[arg(long)]
+    // (`pattern-mjpeg`, not in the help: the pattern replayed as MJPEG,
+    // for benchmarks.)
+    #[arg(long, help = keys::flag_help("source.device"))]
     source: Option<String>,
-    /// Frame size, WxH.
-    #[arg(long)]
+    #[arg(long, help = keys::flag_help("source.size"))]
     size: Option<String>,
-    /// Frames per second.
-    #[arg(long)]
+    #[arg(long, help = keys::flag_help("source.fps"))]
     fps: Option<u32>,
-    /// JPEG quality, 1-100 (for sources that zerocam encodes).
-    #[arg(long)]
+    #[arg(long, help = keys::flag_help("source.quality"))]
     quality: Option<u8>,
-    /// V4L2 pixel format to capture (MJPG, YUYV, NV12 or YU12) instead of
-    /// zerocam's pick; for `exec:` sources, what the program writes.
-    #[arg(long)]
+    #[arg(long, help = keys::flag_help("source.format"))]
     format: Option<String>,
-    /// Software encoder threads [default: the cores, at most 4].
-    #[arg(long)]
+    #[arg(long, help = keys::flag_help("source.encode_threads"))]
     encode_threads: Option<u32>,
-    /// auto, software or hardware (a V4L2 memory-to-memory JPEG encoder,
-    /// /dev/video31 on a Pi) [default: auto].
-    #[arg(long)]
+    #[arg(long, help = keys::flag_help("source.encoder"))]
     encoder: Option<String>,
 }
 
@@ -133,35 +124,25 @@ struct StreamArgs {
     /// Config file [default: /etc/zerocam/zerocam.toml when present].
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Relay URL, ws:// or wss://; repeat it to list relays tried in
-    /// order (replaces relay.url).
-    #[arg(long)]
+    #[arg(long, help = keys::flag_help("relay.url"))]
     relay: Vec<String>,
-    /// Camera id.
-    #[arg(long)]
+    #[arg(long, help = keys::flag_help("camera"))]
     camera: Option<String>,
-    /// Token for the relay (query string and Authorization header).
-    #[arg(long)]
+    #[arg(long, help = keys::flag_help("relay.token"))]
     token: Option<String>,
     #[command(flatten)]
     source: SourceArgs,
-    /// Wire dialect: raw or phoenix.
-    #[arg(long)]
+    #[arg(long, help = keys::flag_help("relay.protocol"))]
     protocol: Option<String>,
-    /// Phoenix channel topic [default: camera:<camera id>].
-    #[arg(long)]
+    #[arg(long, help = keys::flag_help("relay.topic"))]
     topic: Option<String>,
-    /// Heartbeat interval in seconds [default: 30].
-    #[arg(long)]
+    #[arg(long, help = keys::flag_help("relay.heartbeat_interval"))]
     heartbeat: Option<f64>,
-    /// Stats interval in seconds [default: 10].
-    #[arg(long)]
+    #[arg(long, help = keys::flag_help("relay.stats_interval"))]
     stats_interval: Option<f64>,
-    /// PEM file with a private CA for wss://.
-    #[arg(long)]
+    #[arg(long, help = keys::flag_help("relay.ca"))]
     ca: Option<PathBuf>,
-    /// Also offer the token as a Phoenix ≥ 1.8 auth subprotocol.
-    #[arg(long)]
+    #[arg(long, help = keys::flag_help("relay.auth_subprotocol"))]
     auth_subprotocol: bool,
     /// error, warn, info, debug or trace (RUST_LOG refines it).
     #[arg(long)]

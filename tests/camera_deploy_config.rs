@@ -78,3 +78,66 @@ fn every_documented_setting_is_valid_when_uncommented() {
     assert!(cfg.relay.url.starts_with("wss://"));
     assert_eq!(cfg.relay.ca.as_deref(), Some(Path::new(ca)));
 }
+
+#[test]
+fn the_shipped_file_documents_every_camera_key_at_its_default() {
+    use zerocam::config::keys::{DefaultValue, KEYS};
+    let text = std::fs::read_to_string(SHIPPED).unwrap();
+    // `section.name` → the value written on its `#name = value` line.
+    let mut section = String::new();
+    let mut written = std::collections::HashMap::new();
+    for line in text.lines() {
+        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = s.to_string();
+            continue;
+        }
+        let line = line.strip_prefix('#').unwrap_or(line);
+        if let Some((name, value)) = line.split_once(" = ") {
+            if name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                let key = if section.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{section}.{name}")
+                };
+                written
+                    .entry(key)
+                    .or_insert_with(|| value.trim().to_string());
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for k in KEYS.iter().filter(|k| !k.key.starts_with("server.")) {
+        if k.key == "source.controls" {
+            assert!(
+                text.contains("[source.controls]"),
+                "no [source.controls] example"
+            );
+            continue;
+        }
+        let Some(v) = written.get(k.key) else {
+            missing.push(k.key);
+            continue;
+        };
+        // A commented line shows the default; an uncommented one is the
+        // shipped choice (device, wait_for_device, led.pin).
+        let commented = text.lines().any(|l| {
+            l.starts_with('#') && l[1..].starts_with(k.key.rsplit('.').next().unwrap_or(""))
+        });
+        let want = match k.default {
+            DefaultValue::Whole(n) => Some(n.to_string()),
+            DefaultValue::Secs(s) => Some(format!("{s:?}")),
+            DefaultValue::Bool(b) => Some(b.to_string()),
+            DefaultValue::Text(t) => Some(format!("{t:?}")),
+            DefaultValue::Note(_) => None,
+        };
+        if let (true, Some(want)) = (commented, want) {
+            let same = v == &want
+                || v.parse::<f64>().ok() == want.parse::<f64>().ok() && v.parse::<f64>().is_ok();
+            assert!(same, "{}: the file says {v}, the default is {want}", k.key);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not in deploy/zerocam.toml: {missing:?}"
+    );
+}

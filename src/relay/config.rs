@@ -10,12 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::auth::{self, CameraAuth, ViewerAuth};
-use crate::config::{ConfigError, check_id, check_token, ranged, seconds};
-
-/// Default listen address of `zerocam relay`.
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
-/// Default largest accepted frame.
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
+use crate::config::{ConfigError, check_id, check_token, keys, ranged, seconds};
 
 /// `[server]` as written in the file.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -91,8 +86,6 @@ pub struct Cluster {
 
 /// Default `server.cluster.name`.
 pub const DEFAULT_CLUSTER_NAME: &str = "zerocam";
-/// Default `server.cluster.presence_timeout`.
-pub const DEFAULT_PRESENCE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// `[server.cameras.<id>]`.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -149,21 +142,26 @@ pub struct ServerConfig {
 }
 
 impl Default for ServerConfig {
+    /// Every key at its default (`config::keys::KEYS`), no credentials.
     fn default() -> Self {
+        let secs = |k| Duration::from_secs_f64(keys::default_secs(k));
         ServerConfig {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            listen: keys::default_text("server.listen")
+                .parse()
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080))),
             camera_auth: CameraAuth::default(),
             viewer_auth: ViewerAuth::default(),
             admin_auth: ViewerAuth::default(),
             admin_loopback: false,
-            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
-            pause_after: Some(Duration::from_secs(10)),
-            max_consecutive_rejects: 10,
-            camera_timeout: Duration::from_secs(90),
-            forget_offline_after: Duration::from_secs(600),
-            max_cameras: 256,
-            viewer_write_timeout: Duration::from_secs(10),
-            snapshot_wait: Duration::from_secs(5),
+            max_frame_bytes: keys::default_whole("server.max_frame_bytes") as usize,
+            pause_after: keys::default_bool("server.pause_when_unwatched")
+                .then(|| secs("server.pause_after")),
+            max_consecutive_rejects: keys::default_whole("server.max_consecutive_rejects") as u32,
+            camera_timeout: secs("server.camera_timeout"),
+            forget_offline_after: secs("server.forget_offline_after"),
+            max_cameras: keys::default_whole("server.max_cameras") as usize,
+            viewer_write_timeout: secs("server.viewer_write_timeout"),
+            snapshot_wait: secs("server.snapshot_wait"),
             cluster: None,
         }
     }
@@ -253,10 +251,7 @@ fn cluster(
                 .map_err(|e| ConfigError::new(key, format!("{}: {e}", p.display())))?;
         }
     }
-    let presence_timeout = match c.presence_timeout {
-        Some(t) => seconds("server.cluster.presence_timeout", t)?,
-        None => DEFAULT_PRESENCE_TIMEOUT,
-    };
+    let presence_timeout = seconds("server.cluster.presence_timeout", c.presence_timeout)?;
     Ok(Some(Cluster {
         url,
         name,
@@ -321,12 +316,11 @@ impl ServerConfig {
         o: &RelayOverrides,
     ) -> Result<ServerConfig, ConfigError> {
         let s = parse_section(table)?;
-        let d = ServerConfig::default();
         let listen_s = o
             .listen
             .clone()
             .or(s.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+            .unwrap_or_else(|| keys::default_text("server.listen").to_string());
         let listen: SocketAddr = listen_s.parse().map_err(|_| {
             ConfigError::new(
                 "server.listen",
@@ -355,33 +349,25 @@ impl ServerConfig {
         };
         let viewer_auth = credentials("server.viewers", s.viewers)?;
         let admin_auth = credentials("server.admin", s.admin)?;
-        let max_frame_bytes = match s.max_frame_bytes {
-            None => d.max_frame_bytes,
-            Some(n) => ranged("server.max_frame_bytes", n)? as usize,
-        };
-        let pause_after = if s.pause_when_unwatched.unwrap_or(true) {
-            Some(seconds(
-                "server.pause_after",
-                s.pause_after.unwrap_or(10.0),
-            )?)
+        // Unset keys take their defaults from config::keys::KEYS.
+        let max_frame_bytes = ranged("server.max_frame_bytes", s.max_frame_bytes)? as usize;
+        let pause_after = if s
+            .pause_when_unwatched
+            .unwrap_or(keys::default_bool("server.pause_when_unwatched"))
+        {
+            Some(seconds("server.pause_after", s.pause_after)?)
         } else {
             None
         };
         let max_consecutive_rejects = ranged(
             "server.max_consecutive_rejects",
-            s.max_consecutive_rejects.unwrap_or(10).into(),
+            s.max_consecutive_rejects.map(u64::from),
         )? as u32;
-        let camera_timeout = seconds("server.camera_timeout", s.camera_timeout.unwrap_or(90.0))?;
-        let forget_offline_after = seconds(
-            "server.forget_offline_after",
-            s.forget_offline_after.unwrap_or(600.0),
-        )?;
-        let max_cameras = ranged("server.max_cameras", s.max_cameras.unwrap_or(256).into())?;
-        let viewer_write_timeout = seconds(
-            "server.viewer_write_timeout",
-            s.viewer_write_timeout.unwrap_or(10.0),
-        )?;
-        let snapshot_wait = seconds("server.snapshot_wait", s.snapshot_wait.unwrap_or(5.0))?;
+        let camera_timeout = seconds("server.camera_timeout", s.camera_timeout)?;
+        let forget_offline_after = seconds("server.forget_offline_after", s.forget_offline_after)?;
+        let max_cameras = ranged("server.max_cameras", s.max_cameras.map(u64::from))?;
+        let viewer_write_timeout = seconds("server.viewer_write_timeout", s.viewer_write_timeout)?;
+        let snapshot_wait = seconds("server.snapshot_wait", s.snapshot_wait)?;
         let cluster = cluster(s.cluster, o.cluster.as_deref(), listen)?;
         Ok(ServerConfig {
             listen,
@@ -478,14 +464,15 @@ mod tests {
     }
     #[test]
     fn every_ranged_server_key_names_its_range_for_a_wrong_type() {
-        for r in crate::config::RANGES
+        for r in keys::KEYS
             .iter()
-            .filter(|r| r.key.starts_with("server."))
+            .filter(|k| k.range.is_some() && k.key.starts_with("server."))
         {
             let (section, key) = r.key.rsplit_once('.').unwrap();
             let e = build(&format!("[{section}]\n{key} = \"lots\"\n")).unwrap_err();
             assert_eq!(e.key, r.key);
-            assert!(e.reason.contains(&r.describe()), "{e}");
+            let words = crate::config::describe(r).unwrap();
+            assert!(e.reason.contains(&words), "{e}");
         }
     }
 
@@ -499,7 +486,7 @@ mod tests {
         assert_eq!(c.name, "zerocam");
         assert!(c.node.ends_with(":9000"), "{}", c.node);
         assert_eq!(c.token.as_deref(), Some("t"));
-        assert_eq!(c.presence_timeout, DEFAULT_PRESENCE_TIMEOUT);
+        assert_eq!(c.presence_timeout, Duration::from_secs(4));
         // --cluster alone is enough, and wins over the file.
         let f = crate::config::parse_str("[server.cluster]\nurl = \"nats://x:1\"\nnode = \"a\"\n")
             .unwrap();

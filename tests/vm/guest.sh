@@ -183,10 +183,12 @@ case_camera_loss() {
   sleep 1
   timeout 20 vm_guest ctl /dev/video0 Disconnect || { kill $bg; fail "cannot set vivid's Disconnect control"; return; }
   echo "VM: vivid disconnected at $(uptime_s) s"
-  if ! wait_for_log "$log" "source /dev/video0: .*reopening with backoff" 15; then
+  # Two lines: what failed, then what happens next.
+  if ! wait_for_log "$log" "WARN  capture: source /dev/video0: " 15 ||
+     ! wait_for_log "$log" "reopening with backoff" 5; then
     kill $bg; fail "the device loss was not logged"; return
   fi
-  grep "reopening with backoff" "$log" | head -1 | sed "s/^/VM: camera log: /"
+  grep -E "source /dev/video0: |reopening with backoff" "$log" | head -2 | sed "s/^/VM: camera log: /"
   if ! wait_for_log "$log" "source /dev/video0 is back" 10; then
     # Still retrying, not crashed?
     kill -0 "$CAM_PID" 2>/dev/null || { kill $bg; fail "zerocam exited after the device loss"; return; }

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod keys;
+use keys::Key;
+
 /// Where the camera reads its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/zerocam/zerocam.toml";
 
@@ -330,7 +333,7 @@ impl SourceConfig {
             width,
             height,
             fps,
-            quality: 80,
+            quality: keys::default_whole("source.quality") as u8,
             format: None,
             wait_for_device: Duration::ZERO,
             controls: Vec::new(),
@@ -381,10 +384,11 @@ pub struct BackoffConfig {
 
 impl Default for BackoffConfig {
     fn default() -> Self {
+        let secs = |k| Duration::from_secs_f64(keys::default_secs(k));
         BackoffConfig {
-            base: Duration::from_millis(500),
-            max: Duration::from_secs(30),
-            stable_after: Duration::from_secs(10),
+            base: secs("backoff.base"),
+            max: secs("backoff.max"),
+            stable_after: secs("backoff.stable_after"),
         }
     }
 }
@@ -466,8 +470,8 @@ pub fn friendly(key: &str, msg: &str) -> String {
     let Some((found, expected)) = rest.and_then(|r| r.rsplit_once(", expected ")) else {
         return msg.to_string();
     };
-    if let Some(r) = Range::of(key) {
-        return format!("expected {}, found {}", r.describe(), found_text(found));
+    if let Some(d) = Key::of(key).and_then(describe) {
+        return format!("expected {d}, found {}", found_text(found));
     }
     let expected = match expected {
         "u8" => "an integer from 0 to 255",
@@ -641,113 +645,50 @@ pub fn parse_size(key: &str, s: &str) -> Result<(u32, u32), ConfigError> {
     Ok((w, h))
 }
 
-/// The values a numeric key takes: one table for the camera's and the
-/// relay's keys, read by the checks and by the messages for a value of the
-/// wrong type (`fps = "fifteen"` names 1 to 120, not u32's range).
-#[derive(Debug, Clone, Copy)]
-pub struct Range {
-    pub key: &'static str,
-    pub min: f64,
-    pub max: f64,
-    /// A whole number (else seconds, fractions allowed).
-    pub whole: bool,
+/// What a ranged key takes, for messages: "a whole number in 1..=120" or
+/// "seconds in 0.1..=3600", as `wire::message` words a `set` (one wording
+/// for one range).
+pub fn describe(key: &Key) -> Option<String> {
+    let (min, max) = key.range?;
+    Some(if key.whole {
+        format!("a whole number in {min}..={max}")
+    } else {
+        format!("seconds in {min}..={max}")
+    })
 }
 
-const fn whole(key: &'static str, min: u64, max: u64) -> Range {
-    Range {
-        key,
-        min: min as f64,
-        max: max as f64,
-        whole: true,
-    }
+fn ranged_key(key: &str) -> Result<&'static Key, ConfigError> {
+    Key::of(key)
+        .filter(|k| k.range.is_some())
+        .ok_or_else(|| ConfigError::new(key, "has no range (a zerocam bug)"))
 }
 
-const fn secs(key: &'static str, min: f64, max: f64) -> Range {
-    Range {
-        key,
-        min,
-        max,
-        whole: false,
-    }
+fn out_of_range(k: &Key, v: impl std::fmt::Display) -> ConfigError {
+    let (min, max) = k.range.unwrap_or_default();
+    let unit = if k.whole { "" } else { " seconds" };
+    ConfigError::new(k.key, format!("{v}{unit} is out of range ({min}..={max})"))
 }
 
-/// Every ranged key.
-pub const RANGES: &[Range] = &[
-    whole(
-        "source.fps",
-        *FPS_RANGE.start() as u64,
-        *FPS_RANGE.end() as u64,
-    ),
-    whole(
-        "source.quality",
-        *QUALITY_RANGE.start() as u64,
-        *QUALITY_RANGE.end() as u64,
-    ),
-    whole("source.encode_threads", 1, 16),
-    secs("source.wait_for_device", 0.0, 3600.0),
-    secs("relay.heartbeat_interval", 0.1, 3600.0),
-    secs("relay.stats_interval", 0.1, 86400.0),
-    secs("relay.connect_timeout", 0.1, 600.0),
-    secs("relay.write_timeout", 0.1, 600.0),
-    secs("relay.ack_timeout", 0.1, 600.0),
-    whole("relay.window", 1, 64),
-    secs("backoff.base", 0.01, 3600.0),
-    secs("backoff.max", 0.01, 86400.0),
-    secs("backoff.stable_after", 0.0, 86400.0),
-    whole("server.max_frame_bytes", 1024, 64 << 20),
-    secs("server.pause_after", 0.0, 86400.0),
-    whole("server.max_consecutive_rejects", 1, 10_000),
-    secs("server.camera_timeout", 1.0, 86400.0),
-    secs("server.forget_offline_after", 1.0, 30.0 * 86400.0),
-    whole("server.max_cameras", 1, 100_000),
-    secs("server.viewer_write_timeout", 0.1, 3600.0),
-    secs("server.snapshot_wait", 0.1, 600.0),
-    secs("server.cluster.presence_timeout", 1.0, 600.0),
-];
-
-impl Range {
-    /// The range of `key`, if it is a ranged key.
-    pub fn of(key: &str) -> Option<&'static Range> {
-        RANGES.iter().find(|r| r.key == key)
-    }
-
-    /// What the key takes, for messages: "a whole number in 1..=120", as
-    /// `wire::message` words a `set` (one wording for one range).
-    pub fn describe(&self) -> String {
-        if self.whole {
-            format!("a whole number in {}..={}", self.min, self.max)
-        } else {
-            format!("seconds in {}..={}", self.min, self.max)
-        }
-    }
-
-    fn out_of_range(&self, v: impl std::fmt::Display) -> ConfigError {
-        let unit = if self.whole { "" } else { " seconds" };
-        ConfigError::new(
-            self.key,
-            format!("{v}{unit} is out of range ({}..={})", self.min, self.max),
-        )
-    }
-}
-
-fn range(key: &str) -> Result<&'static Range, ConfigError> {
-    Range::of(key).ok_or_else(|| ConfigError::new(key, "has no range (a zerocam bug)"))
-}
-
-/// Checks a whole-number key against its range in [`RANGES`].
-pub fn ranged(key: &str, v: u64) -> Result<u64, ConfigError> {
-    let r = range(key)?;
-    if (v as f64) < r.min || (v as f64) > r.max {
-        return Err(r.out_of_range(v));
+/// A whole-number key's value (its default from [`keys::KEYS`] when not
+/// set), checked against its range there.
+pub fn ranged(key: &str, v: Option<u64>) -> Result<u64, ConfigError> {
+    let k = ranged_key(key)?;
+    let v = v.unwrap_or_else(|| keys::default_whole(key));
+    let (min, max) = k.range.unwrap_or_default();
+    if (v as f64) < min || (v as f64) > max {
+        return Err(out_of_range(k, v));
     }
     Ok(v)
 }
 
-/// Checks a duration key (seconds) against its range in [`RANGES`].
-pub fn seconds(key: &str, v: f64) -> Result<Duration, ConfigError> {
-    let r = range(key)?;
-    if !v.is_finite() || v < r.min || v > r.max {
-        return Err(r.out_of_range(v));
+/// A duration key's value in seconds (its default when not set), checked
+/// against its range in [`keys::KEYS`].
+pub fn seconds(key: &str, v: Option<f64>) -> Result<Duration, ConfigError> {
+    let k = ranged_key(key)?;
+    let v = v.unwrap_or_else(|| keys::default_secs(key));
+    let (min, max) = k.range.unwrap_or_default();
+    if !v.is_finite() || v < min || v > max {
+        return Err(out_of_range(k, v));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -873,15 +814,14 @@ impl Config {
             Some(d) => SourceKind::Device(PathBuf::from(d)),
             None => default_source(source_exists)?,
         };
-        let (width, height) = match o.size.as_deref().or(s.size.as_deref()) {
-            Some(sz) => parse_size("source.size", sz)?,
-            None => (640, 480),
-        };
-        let fps = ranged("source.fps", o.fps.or(s.fps).unwrap_or(15).into())? as u32;
-        let quality = ranged(
-            "source.quality",
-            o.quality.or(s.quality).unwrap_or(80).into(),
-        )? as u8;
+        // Unset keys take their defaults from keys::KEYS.
+        let size = o.size.as_deref().or(s.size.as_deref());
+        let (width, height) = parse_size(
+            "source.size",
+            size.unwrap_or(keys::default_text("source.size")),
+        )?;
+        let fps = ranged("source.fps", o.fps.or(s.fps).map(u64::from))? as u32;
+        let quality = ranged("source.quality", o.quality.or(s.quality).map(u64::from))? as u8;
         let format = match o.format.as_deref().or(s.format.as_deref()) {
             Some(f) => Some(parse_format("source.format", f)?),
             None => None,
@@ -891,32 +831,37 @@ impl Config {
             .encode_threads
             .or(s.encode_threads)
             .unwrap_or_else(default_encode_threads);
-        let encoder = match o.encoder.clone().or(s.encoder).as_deref() {
-            None | Some("auto") => EncoderChoice::Auto,
-            Some("software") => EncoderChoice::Software,
-            Some("hardware") => EncoderChoice::Hardware,
-            Some(other) => {
+        let encoder = o.encoder.clone().or(s.encoder);
+        let encoder = match encoder
+            .as_deref()
+            .unwrap_or(keys::default_text("source.encoder"))
+        {
+            "auto" => EncoderChoice::Auto,
+            "software" => EncoderChoice::Software,
+            "hardware" => EncoderChoice::Hardware,
+            other => {
                 return Err(ConfigError::new(
                     "source.encoder",
                     format!("`{other}` is not an encoder (auto, software or hardware)"),
                 ));
             }
         };
-        let encoder_format = match s.encoder_format.as_deref() {
-            None => *b"JPEG",
-            Some(f) if f.len() == 4 && f.bytes().all(|b| b.is_ascii_graphic() || b == b' ') => {
-                let b = f.as_bytes();
-                [b[0], b[1], b[2], b[3]]
-            }
-            Some(f) => {
-                return Err(ConfigError::new(
-                    "source.encoder_format",
-                    format!("`{f}` is not a FourCC (four characters, like JPEG)"),
-                ));
-            }
-        };
-        let encode_threads = ranged("source.encode_threads", encode_threads.into())? as u32;
-        let wait_for_device = seconds("source.wait_for_device", s.wait_for_device.unwrap_or(0.0))?;
+        let encoder_format = s.encoder_format.as_deref();
+        let encoder_format =
+            match encoder_format.unwrap_or(keys::default_text("source.encoder_format")) {
+                f if f.len() == 4 && f.bytes().all(|b| b.is_ascii_graphic() || b == b' ') => {
+                    let b = f.as_bytes();
+                    [b[0], b[1], b[2], b[3]]
+                }
+                f => {
+                    return Err(ConfigError::new(
+                        "source.encoder_format",
+                        format!("`{f}` is not a FourCC (four characters, like JPEG)"),
+                    ));
+                }
+            };
+        let encode_threads = ranged("source.encode_threads", Some(encode_threads.into()))? as u32;
+        let wait_for_device = seconds("source.wait_for_device", s.wait_for_device)?;
 
         let r = file.relay;
         let urls = if o.relay.is_empty() {
@@ -940,10 +885,14 @@ impl Config {
             check_url("relay.url", u)?;
         }
         let url = urls.first().cloned().unwrap_or_default();
-        let protocol = match o.protocol.clone().or(r.protocol).as_deref() {
-            None | Some("raw") => Protocol::Raw,
-            Some("phoenix") => Protocol::Phoenix,
-            Some(other) => {
+        let protocol = o.protocol.clone().or(r.protocol);
+        let protocol = match protocol
+            .as_deref()
+            .unwrap_or(keys::default_text("relay.protocol"))
+        {
+            "raw" => Protocol::Raw,
+            "phoenix" => Protocol::Phoenix,
+            other => {
                 return Err(ConfigError::new(
                     "relay.protocol",
                     format!("`{other}` is not a protocol (raw or phoenix)"),
@@ -971,7 +920,9 @@ impl Config {
                 ));
             }
         }
-        let auth_subprotocol = o.auth_subprotocol || r.auth_subprotocol.unwrap_or(false);
+        let auth_subprotocol = o.auth_subprotocol
+            || r.auth_subprotocol
+                .unwrap_or(keys::default_bool("relay.auth_subprotocol"));
         if auth_subprotocol && protocol == Protocol::Raw {
             // A zerocam relay reads the token from the query or the
             // Authorization header; the subprotocol is Phoenix's.
@@ -982,31 +933,34 @@ impl Config {
         }
         let heartbeat_interval = seconds(
             "relay.heartbeat_interval",
-            o.heartbeat.or(r.heartbeat_interval).unwrap_or(30.0),
+            o.heartbeat.or(r.heartbeat_interval),
         )?;
         let stats_interval = seconds(
             "relay.stats_interval",
-            o.stats_interval.or(r.stats_interval).unwrap_or(10.0),
+            o.stats_interval.or(r.stats_interval),
         )?;
-        let connect_timeout = seconds("relay.connect_timeout", r.connect_timeout.unwrap_or(10.0))?;
-        let write_timeout = seconds("relay.write_timeout", r.write_timeout.unwrap_or(10.0))?;
-        let ack_timeout = seconds("relay.ack_timeout", r.ack_timeout.unwrap_or(5.0))?;
-        let window = ranged("relay.window", r.window.unwrap_or(1).into())? as u32;
+        let connect_timeout = seconds("relay.connect_timeout", r.connect_timeout)?;
+        let write_timeout = seconds("relay.write_timeout", r.write_timeout)?;
+        let ack_timeout = seconds("relay.ack_timeout", r.ack_timeout)?;
+        let window = ranged("relay.window", r.window.map(u64::from))? as u32;
 
         let b = file.backoff;
-        let base = seconds("backoff.base", b.base.unwrap_or(0.5))?;
-        let max = seconds("backoff.max", b.max.unwrap_or(30.0))?;
+        let base = seconds("backoff.base", b.base)?;
+        let max = seconds("backoff.max", b.max)?;
         if max < base {
             return Err(ConfigError::new(
                 "backoff.max",
                 "must not be smaller than backoff.base",
             ));
         }
-        let stable_after = seconds("backoff.stable_after", b.stable_after.unwrap_or(10.0))?;
+        let stable_after = seconds("backoff.stable_after", b.stable_after)?;
 
         let led = LedConfig {
             pin: parse_led_pin(file.led.pin.as_ref())?,
-            active_low: file.led.active_low.unwrap_or(false),
+            active_low: file
+                .led
+                .active_low
+                .unwrap_or(keys::default_bool("led.active_low")),
         };
 
         Ok(Config {
@@ -1280,14 +1234,17 @@ mod tests {
         assert_eq!(e.key, "source.quality");
         assert!(e.reason.contains("in 1..=100, found 300"), "{e}");
         // Every ranged key names its own range, whatever the wrong value.
-        for r in RANGES.iter().filter(|r| !r.key.starts_with("server.")) {
+        for r in keys::KEYS
+            .iter()
+            .filter(|k| k.range.is_some() && !k.key.starts_with("server."))
+        {
             let (section, key) = r.key.rsplit_once('.').unwrap();
             let text = format!("[{section}]\n{key} = \"lots\"\n");
             let Err(e) = parse_str(&text) else {
                 panic!("{} = \"lots\" parsed", r.key)
             };
             assert_eq!(e.key, r.key);
-            assert!(e.reason.contains(&r.describe()), "{e}");
+            assert!(e.reason.contains(&describe(r).unwrap()), "{e}");
         }
         let e = build(&format!("{OK}auth_subprotocol = \"yes\"\n")).unwrap_err();
         assert_eq!(e.key, "relay.auth_subprotocol");
