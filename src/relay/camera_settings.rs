@@ -117,23 +117,19 @@ pub fn parse_change(
     body: &[u8],
     ranges: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Vec<ToCamera>, String> {
-    use crate::wire::message::{check_fps, check_quality};
+    use crate::wire::message::{ControlValue, SetCommand, check_fps, check_quality};
     use serde_json::Value;
     let v: Value =
         serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
     let Value::Object(obj) = v else {
         return Err("the body is not a JSON object".into());
     };
-    let mut set = serde_json::Map::new();
+    let mut set = SetCommand::default();
     let mut out = Vec::new();
     for (k, v) in &obj {
         match k.as_str() {
-            "fps" => {
-                set.insert("fps".into(), check_fps(v)?.into());
-            }
-            "quality" => {
-                set.insert("quality".into(), check_quality(v)?.into());
-            }
+            "fps" => set.fps = Some(check_fps(v)?),
+            "quality" => set.quality = Some(check_quality(v)?),
             "paused" => match v {
                 Value::Bool(true) => out.push(ToCamera::Pause),
                 Value::Bool(false) => out.push(ToCamera::Resume),
@@ -146,11 +142,12 @@ pub fn parse_change(
                     ));
                 };
                 for (name, value) in c {
-                    let Some(cv) = crate::wire::message::ControlValue::from_json(value) else {
+                    let Some(cv) = ControlValue::from_json(value) else {
                         return Err(format!(
                             "controls.{name}: expected a number, true/false or a menu item's name, found {value}"
                         ));
                     };
+                    set.controls.push((name.clone(), cv.clone()));
                     let Some(ranges) = ranges else { continue };
                     let Some(range) = ranges.get(name) else {
                         let names: Vec<&str> = ranges.keys().map(String::as_str).collect();
@@ -174,9 +171,6 @@ pub fn parse_change(
                         })?;
                     }
                 }
-                if !c.is_empty() {
-                    set.insert("controls".into(), Value::Object(c.clone()));
-                }
             }
             other => {
                 return Err(format!(
@@ -185,7 +179,7 @@ pub fn parse_change(
             }
         }
     }
-    if !set.is_empty() {
+    if set != SetCommand::default() {
         out.push(ToCamera::Set(set));
     }
     if out.is_empty() {

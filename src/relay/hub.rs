@@ -139,30 +139,9 @@ impl SettingsReject {
 /// API calls cannot grow it.
 pub const OUTBOX: usize = 8;
 
-/// A command for a camera, from the settings API.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ToCamera {
-    Pause,
-    Resume,
-    /// A `set` with these fields (`fps`, `quality`, `controls`).
-    Set(Map<String, Value>),
-}
-
-impl ToCamera {
-    /// The raw-dialect text message.
-    pub fn text(&self) -> String {
-        match self {
-            ToCamera::Pause => r#"{"type":"pause"}"#.to_string(),
-            ToCamera::Resume => r#"{"type":"resume"}"#.to_string(),
-            ToCamera::Set(fields) => {
-                let mut m = Map::new();
-                m.insert("type".into(), json!("set"));
-                m.extend(fields.clone());
-                Value::Object(m).to_string()
-            }
-        }
-    }
-}
+/// A command for a camera (the settings API's, the relay's own pause):
+/// the wire's command, encoded where it is parsed.
+pub use crate::wire::message::Command as ToCamera;
 
 /// What the settings API knows of a camera: its last `settings` report
 /// (numbered, so a caller can wait for the next one).

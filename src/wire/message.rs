@@ -117,6 +117,47 @@ pub enum CommandError {
     Invalid(String),
 }
 
+impl Command {
+    /// The command's name: the raw dialect's `type`, Phoenix's event.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::Set(_) => "set",
+        }
+    }
+
+    /// The payload fields (without `type`): what [`parse_command`] reads.
+    pub fn fields(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        if let Command::Set(set) = self {
+            if let Some(fps) = set.fps {
+                m.insert("fps".into(), json!(fps));
+            }
+            if let Some(q) = set.quality {
+                m.insert("quality".into(), json!(q));
+            }
+            if !set.controls.is_empty() {
+                let c: Map<String, Value> = set
+                    .controls
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect();
+                m.insert("controls".into(), Value::Object(c));
+            }
+        }
+        m
+    }
+
+    /// The raw dialect's text message: `{"type":"set","fps":5,…}`.
+    pub fn text(&self) -> String {
+        let mut m = Map::new();
+        m.insert("type".into(), json!(self.name()));
+        m.extend(self.fields());
+        Value::Object(m).to_string()
+    }
+}
+
 impl std::fmt::Display for CommandError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -375,6 +416,27 @@ pub fn clip_str(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_encodes_to_what_parses_back_to_it() {
+        let set = Command::Set(SetCommand {
+            fps: Some(5),
+            quality: Some(70),
+            controls: vec![
+                ("brightness".into(), ControlValue::Int(-3)),
+                ("hflip".into(), ControlValue::Bool(true)),
+                (
+                    "power_line_frequency".into(),
+                    ControlValue::Text("50 Hz".into()),
+                ),
+            ],
+            rejected: vec![],
+        });
+        for c in [Command::Pause, Command::Resume, set] {
+            assert_eq!(parse_raw_text(&c.text()), Ok(c.clone()), "{}", c.text());
+            assert_eq!(parse_command(c.name(), &Value::Object(c.fields())), Ok(c));
+        }
+    }
 
     fn set(fps: Option<u32>, quality: Option<u8>) -> Command {
         Command::Set(SetCommand {
