@@ -63,10 +63,7 @@ pub fn run(o: DemoOptions) -> anyhow::Result<()> {
         format!("http://{local}/")
     };
     println!("zerocam demo: open {shown} in a browser (Ctrl-C to stop)");
-    println!(
-        "zerocam demo: settings may be changed from this machine without a token \
-         (a real relay takes [server.admin] tokens)"
-    );
+    println!("zerocam demo: settings may be changed from this machine, no token needed");
     let early = rt.block_on(async {
         tokio::select! {
             _ = relay::shutdown_signal() => None,

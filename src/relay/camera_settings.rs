@@ -210,10 +210,12 @@ pub async fn post(
     let trusted = app.config.admin_loopback && conn.0.peer.ip().is_loopback();
     if !trusted && admin.is_open() {
         reject(SettingsReject::Forbidden);
-        return plain(
-            StatusCode::FORBIDDEN,
-            "changing camera settings needs [server.admin] tokens or basic users on this relay",
-        );
+        let why = if app.config.admin_loopback {
+            "zerocam demo: only its own machine (loopback) may change camera settings"
+        } else {
+            "changing camera settings needs [server.admin] tokens or basic users on this relay"
+        };
+        return plain(StatusCode::FORBIDDEN, why);
     }
     if let Err(d) = admin
         .check_as("admin", &uri, &headers)
