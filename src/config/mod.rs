@@ -462,7 +462,7 @@ pub fn parse_str(text: &str) -> Result<FileConfig, ConfigError> {
 
 /// Rewrites serde's "invalid type: string \"x\", expected u32" for `key`
 /// as "expected a whole number in 1..=120, found \"x\"": a ranged key's
-/// own range (from [`RANGES`]), else plain words; no Rust type names.
+/// own range (from [`keys::KEYS`]), else plain words; no Rust type names.
 pub fn friendly(key: &str, msg: &str) -> String {
     let rest = msg
         .strip_prefix("invalid type: ")
