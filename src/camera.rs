@@ -107,7 +107,7 @@ const SNAPSHOT_SKIP: usize = 3;
 pub fn snapshot(cfg: &SourceConfig, out: &Path) -> anyhow::Result<()> {
     let mut src = capture::open(cfg).with_context(|| format!("cannot open source {}", cfg.kind))?;
     let skip = match cfg.kind {
-        SourceKind::Pattern | SourceKind::PatternMjpeg => 0,
+        SourceKind::Pattern | SourceKind::PatternScene | SourceKind::PatternMjpeg => 0,
         SourceKind::Device(_) | SourceKind::Exec(_) => SNAPSHOT_SKIP,
     };
     let g = src.granted().clone();

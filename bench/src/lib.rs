@@ -13,39 +13,9 @@ pub mod stats;
 /// JPEG quality used by every encode figure (zerocam's default).
 pub const QUALITY: u8 = 80;
 
-/// A natural-looking YUYV frame: smooth gradients, a soft texture of
-/// overlapping waves and fine noise, so that the entropy coder sees
-/// something like a real camera's output (the test pattern's flat bars
-/// compress unrealistically well). Deterministic for a given size.
-pub fn natural_yuyv(width: usize, height: usize) -> Vec<u8> {
-    let mut out = vec![0u8; width * height * 2];
-    let mut rng: u32 = 0x1234_5678;
-    let mut noise = move || {
-        // xorshift32: cheap, deterministic, good enough for sensor noise.
-        rng ^= rng << 13;
-        rng ^= rng >> 17;
-        rng ^= rng << 5;
-        (rng % 13) as f32 - 6.0
-    };
-    let (w, h) = (width as f32, height as f32);
-    for y in 0..height {
-        for x in 0..width {
-            let (fx, fy) = (x as f32 / w, y as f32 / h);
-            let texture = 18.0 * ((fx * 37.0).sin() * (fy * 23.0).cos())
-                + 10.0 * ((fx * 5.0 + fy * 7.0) * std::f32::consts::TAU).sin()
-                + 6.0 * ((fx * 131.0 + fy * 97.0).sin());
-            let luma = 40.0 + 150.0 * (0.6 * fx + 0.4 * fy) + texture + noise();
-            let at = y * width * 2 + x * 2;
-            out[at] = luma.clamp(16.0, 235.0) as u8;
-            out[at + 1] = if x % 2 == 0 {
-                (110.0 + 40.0 * fy + 0.3 * texture + 0.5 * noise()).clamp(16.0, 240.0) as u8
-            } else {
-                (150.0 - 40.0 * fx - 0.3 * texture + 0.5 * noise()).clamp(16.0, 240.0) as u8
-            };
-        }
-    }
-    out
-}
+/// The natural-looking frame every encode figure uses: zerocam's own
+/// (`--source pattern:scene` scrolls it).
+pub use zerocam::capture::pattern::natural_yuyv;
 
 /// zerocam's encoder on a YUYV frame, exactly as the capture thread calls it.
 pub struct Zerocam {

@@ -66,6 +66,9 @@ pub fn open(cfg: &SourceConfig) -> Result<Box<dyn FrameSource + Send>, SourceErr
         SourceKind::Pattern => {
             Box::new(pattern::PatternSource::new(cfg.width, cfg.height, cfg.fps)?)
         }
+        SourceKind::PatternScene => Box::new(pattern::PatternSource::scene(
+            cfg.width, cfg.height, cfg.fps,
+        )?),
         SourceKind::PatternMjpeg => Box::new(pattern::PatternMjpegSource::new(
             cfg.width, cfg.height, cfg.fps,
         )?),
@@ -89,7 +92,7 @@ pub fn open(cfg: &SourceConfig) -> Result<Box<dyn FrameSource + Send>, SourceErr
 /// `stream` and `check-config` both run it before they start.
 pub fn check_controls(source: &SourceConfig) -> Result<(), ConfigError> {
     let known = match &source.kind {
-        SourceKind::Pattern => pattern::controls(false, false, 0),
+        SourceKind::Pattern | SourceKind::PatternScene => pattern::controls(false, false, 0),
         SourceKind::PatternMjpeg | SourceKind::Exec(_) => Vec::new(),
         SourceKind::Device(_) => return Ok(()),
     };

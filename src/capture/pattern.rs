@@ -44,15 +44,53 @@ fn glyph(c: u8) -> [u8; 7] {
     }
 }
 
+/// A natural-looking YUYV frame: smooth gradients, a soft texture of
+/// overlapping waves and fine noise, so that the entropy coder sees
+/// something like a real camera's output (the test pattern's flat bars
+/// compress unrealistically well). Deterministic for a given size; the
+/// benchmarks encode it too.
+pub fn natural_yuyv(width: usize, height: usize) -> Vec<u8> {
+    let mut out = vec![0u8; width * height * 2];
+    let mut rng: u32 = 0x1234_5678;
+    let mut noise = move || {
+        // xorshift32: cheap, deterministic, good enough for sensor noise.
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        (rng % 13) as f32 - 6.0
+    };
+    let (w, h) = (width as f32, height as f32);
+    for y in 0..height {
+        for x in 0..width {
+            let (fx, fy) = (x as f32 / w, y as f32 / h);
+            let texture = 18.0 * ((fx * 37.0).sin() * (fy * 23.0).cos())
+                + 10.0 * ((fx * 5.0 + fy * 7.0) * std::f32::consts::TAU).sin()
+                + 6.0 * ((fx * 131.0 + fy * 97.0).sin());
+            let luma = 40.0 + 150.0 * (0.6 * fx + 0.4 * fy) + texture + noise();
+            let at = y * width * 2 + x * 2;
+            out[at] = luma.clamp(16.0, 235.0) as u8;
+            out[at + 1] = if x % 2 == 0 {
+                (110.0 + 40.0 * fy + 0.3 * texture + 0.5 * noise()).clamp(16.0, 240.0) as u8
+            } else {
+                (150.0 - 40.0 * fx - 0.3 * texture + 0.5 * noise()).clamp(16.0, 240.0) as u8
+            };
+        }
+    }
+    out
+}
+
 /// Renders the animated pattern into a reusable YUYV buffer.
 #[derive(Debug)]
 pub struct Pattern {
     width: usize,
     height: usize,
-    /// The static part (bars and ramp), copied under each frame.
+    /// The static part (bars and ramp, or the scene), copied under each
+    /// frame.
     background: Vec<u8>,
     frame: Vec<u8>,
     count: u64,
+    /// The background is the natural-looking scene, which scrolls.
+    scene: bool,
 }
 
 impl Pattern {
@@ -90,7 +128,18 @@ impl Pattern {
             frame: background.clone(),
             background,
             count: 0,
+            scene: false,
         })
+    }
+
+    /// The pattern's counter and clock over [`natural_yuyv`], scrolling
+    /// sideways two pixels a frame: every frame differs, and each encodes
+    /// to about what a real camera's picture of that size does.
+    pub fn scene(width: u32, height: u32) -> io::Result<Pattern> {
+        let mut p = Pattern::new(width, height)?;
+        p.background = natural_yuyv(p.width, p.height);
+        p.scene = true;
+        Ok(p)
     }
 
     /// Frames rendered so far.
@@ -101,7 +150,20 @@ impl Pattern {
     /// Renders the next frame for wall-clock time `ts_us` and returns it
     /// (YUYV, stride = width × 2).
     pub fn render(&mut self, ts_us: u64) -> &[u8] {
-        let (w, h) = (self.width, self.height);
+        let w = self.width;
+        if self.scene {
+            // Scrolled by an even number of pixels: YUYV pairs stay whole.
+            let shift = ((self.count % (w as u64 / 2)) as usize * 2) * 2;
+            for (dst, src) in self
+                .frame
+                .chunks_exact_mut(w * 2)
+                .zip(self.background.chunks_exact(w * 2))
+            {
+                dst[..w * 2 - shift].copy_from_slice(&src[shift..]);
+                dst[w * 2 - shift..].copy_from_slice(&src[..shift]);
+            }
+            return self.overlay(ts_us);
+        }
         self.frame.copy_from_slice(&self.background);
         // The sweeping bar: 1/16 of the width, 1/64 of the width per frame.
         let bar_w = (w / 16).max(2) & !1;
@@ -114,6 +176,12 @@ impl Pattern {
                 px.copy_from_slice(&[235, 128, 235, 128]);
             }
         }
+        self.overlay(ts_us)
+    }
+
+    /// Draws the counter and the clock on the frame, and counts it.
+    fn overlay(&mut self, ts_us: u64) -> &[u8] {
+        let h = self.height;
         // Counter and clock, scaled so they stay legible at any size.
         let scale = (h / 120).clamp(1, 8);
         let secs = ts_us / 1_000_000;
@@ -230,8 +298,18 @@ const BRIGHTNESS: u32 = 0x0098_0900;
 impl PatternSource {
     /// A pattern source of `width × height` (even) starting at `fps`.
     pub fn new(width: u32, height: u32, fps: u32) -> io::Result<PatternSource> {
+        PatternSource::with(Pattern::new(width, height)?, fps)
+    }
+
+    /// The natural-looking moving scene ([`Pattern::scene`]) as a source.
+    pub fn scene(width: u32, height: u32, fps: u32) -> io::Result<PatternSource> {
+        PatternSource::with(Pattern::scene(width, height)?, fps)
+    }
+
+    fn with(pattern: Pattern, fps: u32) -> io::Result<PatternSource> {
+        let (width, height) = (pattern.width as u32, pattern.height as u32);
         Ok(PatternSource {
-            pattern: Pattern::new(width, height)?,
+            pattern,
             granted: Granted {
                 format: super::SourceFormat::Raw(RawFormat::Yuyv),
                 width,
@@ -435,6 +513,43 @@ impl FrameSource for PatternMjpegSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn jpeg_len(yuyv: &[u8], w: u32, h: u32) -> usize {
+        let img = RawImage {
+            format: RawFormat::Yuyv,
+            width: w,
+            height: h,
+            stride: w as usize * 2,
+            data: yuyv,
+        };
+        let mut out = Vec::new();
+        crate::encode::encode_raw(&img, 80, None, &mut out).unwrap();
+        out.len()
+    }
+
+    #[test]
+    fn the_scene_moves_and_encodes_like_a_real_picture_not_like_bars() {
+        let (w, h) = (640, 480);
+        let mut scene = Pattern::scene(w, h).unwrap();
+        let a = scene.render(0).to_vec();
+        let b = scene.render(66_000).to_vec();
+        assert_ne!(a, b, "the scene does not move");
+        let natural = jpeg_len(&natural_yuyv(w as usize, h as usize), w, h);
+        let moving = jpeg_len(&b, w, h);
+        let bars = jpeg_len(Pattern::new(w, h).unwrap().render(0), w, h);
+        // About the benchmarks' natural frame (the overlay adds a little),
+        // and several times the flat bars.
+        let ratio = moving as f64 / natural as f64;
+        assert!(
+            (0.9..1.15).contains(&ratio),
+            "scene {moving} B vs natural {natural} B"
+        );
+        assert!(moving > 3 * bars, "scene {moving} B vs bars {bars} B");
+        // Two pixels a frame: YUYV pairs stay whole, for weeks of frames.
+        let mut long = Pattern::scene(64, 16).unwrap();
+        long.count = u64::MAX - 1;
+        long.render(0);
+    }
 
     #[test]
     fn frames_animate_and_the_counter_region_changes() {

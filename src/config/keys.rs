@@ -108,6 +108,7 @@ pub const KEYS: &[Key] = &[
     key("log_level", Text("info"), "`error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` refines it")
         .flag("--log-level L"),
     key("source.device", Note("`/dev/video0` if it exists"), "`pattern`, a V4L2 device, or `exec:COMMAND` (a camera program writing frames to its stdout)")
+        .more("`pattern:scene` is the pattern's counter and clock over a natural-looking moving scene, which compresses like a real camera's picture (the flat bars compress far better than any camera's).")
         .flag("--source S"),
     key("source.size", Text("640x480"), "requested frame size, WxH (the device may grant another; it is logged)")
         .flag("--size WxH"),

@@ -258,6 +258,10 @@ pub enum SourceKind {
     /// MJPEG pass-through path runs without an MJPEG camera (benchmarks and
     /// tests; `--source pattern-mjpeg`).
     PatternMjpeg,
+    /// The test pattern's counter and clock over a natural-looking moving
+    /// scene (texture, gradients, noise) that compresses like a real
+    /// camera's picture (`--source pattern:scene`).
+    PatternScene,
     /// A V4L2 device node.
     Device(PathBuf),
     /// A camera program whose stdout carries the frames (`exec:COMMAND`).
@@ -269,6 +273,7 @@ impl fmt::Display for SourceKind {
         match self {
             SourceKind::Pattern => write!(f, "pattern"),
             SourceKind::PatternMjpeg => write!(f, "pattern-mjpeg"),
+            SourceKind::PatternScene => write!(f, "pattern:scene"),
             SourceKind::Device(p) => write!(f, "{}", p.display()),
             SourceKind::Exec(argv) => write!(f, "exec:{}", argv.first().map_or("", String::as_str)),
         }
@@ -806,6 +811,7 @@ impl Config {
         let kind = match o.source.clone().or(s.device) {
             Some(d) if d == "pattern" => SourceKind::Pattern,
             Some(d) if d == "pattern-mjpeg" => SourceKind::PatternMjpeg,
+            Some(d) if d == "pattern:scene" => SourceKind::PatternScene,
             Some(d) if d.is_empty() => return Err(ConfigError::new("source.device", "is empty")),
             Some(d) if d.starts_with("exec:") => SourceKind::Exec(
                 split_command(&d["exec:".len()..])
@@ -1106,6 +1112,9 @@ mod tests {
         let c = build(OK).unwrap();
         assert_eq!(c.camera, "porch");
         assert_eq!(c.source.kind, SourceKind::Pattern);
+        let c = build(&OK.replace("device = \"pattern\"", "device = \"pattern:scene\"")).unwrap();
+        assert_eq!(c.source.kind, SourceKind::PatternScene);
+        assert_eq!(c.source.kind.to_string(), "pattern:scene");
         assert_eq!(
             (
                 c.source.width,
