@@ -330,7 +330,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// would contradict. `check-config` runs the same.
 fn preflight(cfg: &Config, watchdog: Option<std::time::Duration>) -> anyhow::Result<()> {
     capture::check_controls(&cfg.source)?;
-    if cfg.relay.url.starts_with("wss://") {
+    if cfg.relay.relays().iter().any(|u| u.starts_with("wss://")) {
         stream::connect::tls_config(cfg.relay.ca.as_deref())?;
     }
     if let Some(w) = watchdog {
@@ -371,11 +371,7 @@ fn stream_main(cfg: Config) -> anyhow::Result<ExitCode> {
         cfg.source.height,
         cfg.source.fps
     );
-    let urls = if cfg.relay.urls.is_empty() {
-        std::slice::from_ref(&cfg.relay.url)
-    } else {
-        &cfg.relay.urls[..]
-    };
+    let urls = cfg.relay.relays();
     for (i, url) in urls.iter().enumerate() {
         let n = if urls.len() > 1 {
             format!(" {}", i + 1)

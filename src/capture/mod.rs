@@ -21,6 +21,7 @@ pub use crate::encode::stage::{FrameData, Granted, SourceFormat, SourceFrame};
 
 use crate::encode::stage::{HwOpener, Stage, open_m2m};
 use crate::pipeline::Pipeline;
+use crate::wire::controls::NO_CONTROLS;
 use crate::wire::message::ControlValue;
 
 /// What a source delivers.
@@ -100,10 +101,7 @@ pub fn check_controls(source: &SourceConfig) -> Result<(), ConfigError> {
         let key = format!("source.controls.{name}");
         let Some(c) = known.iter().find(|c| &c.name == name) else {
             if known.is_empty() {
-                return Err(ConfigError::new(
-                    &key,
-                    "no image controls here (an exec: program takes them as options)",
-                ));
+                return Err(ConfigError::new(&key, NO_CONTROLS));
             }
             let names: Vec<&str> = known.iter().map(|c| c.name.as_str()).collect();
             return Err(ConfigError::new(
@@ -257,10 +255,7 @@ fn apply_controls(p: &Pipeline, src: &mut dyn FrameSource, requests: Vec<(String
             let names: Vec<&str> = infos.iter().map(|c| c.name.as_str()).collect();
             if names.is_empty() {
                 // An exec: source: its program owns the image.
-                log::warn!(
-                    "control {name}: this source has no image controls \
-                     (an exec: source's go on its command line)"
-                );
+                log::warn!("control {name}: {NO_CONTROLS}");
             } else {
                 log::warn!(
                     "control {name}: no such control (the source has {})",

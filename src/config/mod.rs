@@ -379,6 +379,18 @@ pub struct RelayConfig {
     pub window: u32,
 }
 
+impl RelayConfig {
+    /// Every relay in the order tried: `urls`, or `url` alone when the
+    /// list is empty (a config built by hand, as tests do).
+    pub fn relays(&self) -> &[String] {
+        if self.urls.is_empty() {
+            std::slice::from_ref(&self.url)
+        } else {
+            &self.urls
+        }
+    }
+}
+
 /// Reconnect backoff settings (docs/protocol.md "Reconnect and backoff").
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BackoffConfig {

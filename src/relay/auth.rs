@@ -135,11 +135,10 @@ impl ViewerAuth {
                 return Ok(());
             }
         }
-        let bearer = auth
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty());
-        let offered: Vec<String> = query_token(uri).into_iter().chain(bearer).collect();
+        let offered: Vec<String> = query_token(uri)
+            .into_iter()
+            .chain(bearer_token(headers))
+            .collect();
         if offered
             .iter()
             .any(|t| self.tokens.iter().any(|v| ct_eq(v, t)))
@@ -170,16 +169,19 @@ fn query_token(uri: &Uri) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// The non-empty token of an `Authorization: Bearer` header.
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
 /// The token from `?token=` or `Authorization: Bearer`, query first.
 pub fn token_from(uri: &Uri, headers: &HeaderMap) -> Option<String> {
-    query_token(uri).or_else(|| {
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-    })
+    query_token(uri).or_else(|| bearer_token(headers))
 }
 
 /// Decodes `%XX` and `+` in a query value; malformed escapes stay as they are.

@@ -20,7 +20,7 @@ use super::conn::ConnHandle;
 use super::hub::{Camera, CommandError, SettingsReject, ToCamera};
 use super::reply::{denied, plain};
 use crate::wire::cluster::{RpcReply, RpcRequest};
-use crate::wire::controls::ControlInfo;
+use crate::wire::controls::{ControlInfo, NO_CONTROLS};
 
 /// How long a settings change waits for the camera's `settings` answer.
 const SETTINGS_WAIT: Duration = Duration::from_secs(5);
@@ -152,10 +152,7 @@ pub fn parse_change(
                     let Some(range) = ranges.get(name) else {
                         let names: Vec<&str> = ranges.keys().map(String::as_str).collect();
                         return Err(if names.is_empty() {
-                            format!(
-                                "controls.{name}: this camera's source has no image controls \
-                                 (an exec: source's are set on its command line)"
-                            )
+                            format!("controls.{name}: {NO_CONTROLS}")
                         } else {
                             format!(
                                 "controls.{name}: the camera has no such control (it has: {})",
@@ -208,35 +205,35 @@ pub async fn post(
     };
     let admin = &app.config.admin_auth;
     let trusted = app.config.admin_loopback && conn.0.peer.ip().is_loopback();
-    if !trusted && admin.is_open() {
-        reject(SettingsReject::Forbidden);
-        let why = if app.config.admin_loopback {
-            "zerocam demo: only its own machine (loopback) may change camera settings"
-        } else {
-            "changing camera settings needs [server.admin] tokens or basic users on this relay"
-        };
-        return plain(StatusCode::FORBIDDEN, why);
-    }
-    if let Err(d) = admin
-        .check_as("admin", &uri, &headers)
-        .or_else(|d| if trusted { Ok(()) } else { Err(d) })
-    {
-        reject(if d.status == StatusCode::UNAUTHORIZED {
-            SettingsReject::Unauthorized
-        } else {
-            SettingsReject::Forbidden
-        });
-        let mut r = plain(
-            d.status,
-            format!("{} ([server.admin] on this relay)", d.message),
-        );
-        if d.status == StatusCode::UNAUTHORIZED && !admin.basic.is_empty() {
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"zerocam admin\""),
-            );
+    // Loopback in the demo needs nothing more; anyone else, the admin's.
+    if !trusted {
+        if admin.is_open() {
+            reject(SettingsReject::Forbidden);
+            let why = if app.config.admin_loopback {
+                "zerocam demo: only its own machine (loopback) may change camera settings"
+            } else {
+                "changing camera settings needs [server.admin] tokens or basic users on this relay"
+            };
+            return plain(StatusCode::FORBIDDEN, why);
         }
-        return r;
+        if let Err(d) = admin.check_as("admin", &uri, &headers) {
+            reject(if d.status == StatusCode::UNAUTHORIZED {
+                SettingsReject::Unauthorized
+            } else {
+                SettingsReject::Forbidden
+            });
+            let mut r = plain(
+                d.status,
+                format!("{} ([server.admin] on this relay)", d.message),
+            );
+            if d.status == StatusCode::UNAUTHORIZED && !admin.basic.is_empty() {
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"zerocam admin\""),
+                );
+            }
+            return r;
+        }
     }
     if let Some(r) = forward(&app, &id, "POST", &body).await {
         return respond(r);

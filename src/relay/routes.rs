@@ -196,10 +196,7 @@ async fn snapshot(
         _ => {
             let fresh = timeout(
                 app.config.snapshot_wait,
-                rx.wait_for(|f| {
-                    f.as_ref()
-                        .is_some_and(|f| !camera.is_stale(f) && f.index > 0)
-                }),
+                rx.wait_for(|f| f.as_ref().is_some_and(|f| !camera.is_stale(f))),
             )
             .await;
             match fresh {

@@ -42,15 +42,11 @@ enum End {
 /// Runs the stream until shutdown is requested on `pipeline.controls`.
 /// Returns an error only for problems no retry can fix (bad TLS material).
 pub fn run(cfg: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
-    let tls = match cfg.relay.urls.iter().any(|u| u.starts_with("wss://")) {
+    let tls = match cfg.relay.relays().iter().any(|u| u.starts_with("wss://")) {
         true => Some(connect::tls_config(cfg.relay.ca.as_deref())?),
         false => None,
     };
-    let urls = if cfg.relay.urls.is_empty() {
-        vec![cfg.relay.url.clone()]
-    } else {
-        cfg.relay.urls.clone()
-    };
+    let urls = cfg.relay.relays();
     let mut rotation = Rotation::new(urls.len());
     let mut backoff = Backoff::new(cfg.backoff);
     let mut stats = StatsTicker::new(&pipeline, cfg.relay.stats_interval);

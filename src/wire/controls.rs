@@ -9,6 +9,10 @@ use serde_json::{Map, Value, json};
 
 use crate::wire::message::ControlValue;
 
+/// Why a source has no image controls to set: the camera's log, the
+/// config check and the relay's settings API say it alike.
+pub const NO_CONTROLS: &str = "no image controls (an exec: program takes them as options)";
+
 /// What values a control takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
