@@ -309,21 +309,20 @@ impl ExecSource {
     /// Logs what a partly read raw frame says about `source.format` and
     /// `source.size`, if one is there.
     fn warn_leftover(&self) {
-        let hint = self.leftover_hint();
-        if !hint.is_empty() {
+        if let Some(hint) = self.leftover_hint() {
             log::warn!("{hint}");
         }
     }
 
     /// For a raw format with part of a frame read: what the byte count
-    /// says about `source.format` and `source.size` (empty otherwise).
-    /// Short: it is a log line of its own.
-    fn leftover_hint(&self) -> String {
+    /// says about `source.format` and `source.size`. Short: it is a log
+    /// line of its own.
+    fn leftover_hint(&self) -> Option<String> {
         let SourceFormat::Raw(format) = self.granted.format else {
-            return String::new();
+            return None;
         };
         if self.filled == 0 || self.frame_len == 0 {
-            return String::new();
+            return None;
         }
         let (w, h) = (self.granted.width as usize, self.granted.height as usize);
         let fits = |f: crate::encode::RawFormat| {
@@ -336,11 +335,11 @@ impl ExecSource {
             Yu12 | Nv12 if fits(Yuyv) => " (YUYV fits)",
             _ => " (format? size?)",
         };
-        format!(
+        Some(format!(
             "{} B: not a whole number of {w}x{h} {} frames{other}",
             self.total_in,
             format.name()
-        )
+        ))
     }
 
     /// A raw format's first frame that starts like a JPEG: the program
