@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Usage: tests/boot/image.sh CACHE_DIR RPICAM_VID_BIN OUT.img
+#
+# The SD card image that scripts/boot-test provisions and boots: Debian
+# bookworm armel laid out like Raspberry Pi OS (a FAT boot partition with
+# config.txt, cmdline.txt, the kernel, its initramfs and the device tree;
+# an ext4 root partition), 1 GiB (QEMU wants SD images whose size is a
+# power of two). Everything comes from Debian's registry.
+#
+# The root file system (mmdebstrap through qemu-user-static, about 6
+# minutes) is cached in CACHE_DIR, keyed by its package list; the image is
+# assembled from it each run (seconds), so changes below take effect at once.
+#
+# What Raspberry Pi OS does at first boot and Debian does not, this image
+# does with a small unit of its own (boot-test-firstboot.service), so that
+# scripts/provision's files are acted on as on a real card: `ssh` on the boot
+# partition enables the SSH server, `userconf.txt` creates the first user
+# (in the sudo and video groups). The rest is test access: root logs in over
+# SSH with the key in CACHE_DIR (the test's own), and nothing else.
+set -euo pipefail
+cache=$1 rpicam=$2 out=$3
+say() { printf 'boot-image: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+[ "$(id -u)" = 0 ] || die "must run as root (mmdebstrap, and files owned by root in the image)"
+
+packages=systemd,systemd-sysv,udev,kmod,openssh-server,iproute2,initramfs-tools,linux-image-rpi,sudo,e2fsprogs,dosfstools,procps
+key=$(printf '%s bookworm armel minbase' "$packages" | sha256sum | cut -c1-12)
+tar=$cache/rootfs-$key.tar
+mkdir -p "$cache"
+
+if [ ! -s "$tar" ]; then
+    # Foreign-architecture binaries in the chroot run through qemu-user.
+    mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    update-binfmts --enable qemu-arm >/dev/null 2>&1 || true
+    [ -e /proc/sys/fs/binfmt_misc/qemu-arm ] ||
+        die "qemu-arm is not registered with binfmt_misc (packages qemu-user-static, binfmt-support)"
+    say "building the armel root file system (about 6 minutes, cached as ${tar##*/})"
+    t=$SECONDS
+    mmdebstrap --quiet --arch=armel --variant=minbase --include="$packages" \
+        bookworm "$tar.part" http://deb.debian.org/debian >&2
+    mv "$tar.part" "$tar"
+    say "root file system built in $((SECONDS - t)) s"
+fi
+
+# The test's SSH key (root's authorized key in the image).
+[ -f "$cache/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C zerocam-boot-test -f "$cache/id_ed25519"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+tree=$work/root
+mkdir "$tree"
+tar -C "$tree" -xpf "$tar"
+
+# --- Raspberry Pi OS layout -----------------------------------------------------
+echo raspberrypi >"$tree/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\traspberrypi\n' >"$tree/etc/hosts"
+mkdir -p "$tree/boot/firmware"
+cat >"$tree/etc/fstab" <<'EOF'
+/dev/mmcblk0p1  /boot/firmware  vfat  defaults          0  2
+/dev/mmcblk0p2  /               ext4  defaults,noatime  0  1
+EOF
+# The network: DHCP on whatever Ethernet appears (the USB gadget here).
+mkdir -p "$tree/etc/systemd/network"
+cat >"$tree/etc/systemd/network/50-wired.network" <<'EOF'
+[Match]
+Name=en* eth* usb*
+[Network]
+DHCP=ipv4
+EOF
+systemctl --root="$tree" enable systemd-networkd.service systemd-networkd-wait-online.service >/dev/null 2>&1
+# SSH starts only when the boot partition asks for it, as on Raspberry Pi OS.
+systemctl --root="$tree" disable ssh.service >/dev/null 2>&1 || true
+# Timers that would compete for the one emulated core mid-test.
+for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer man-db.timer; do
+    systemctl --root="$tree" mask "$u" >/dev/null 2>&1 || true
+done
+
+install -d -m 755 "$tree/usr/lib/boot-test"
+cat >"$tree/usr/lib/boot-test/firstboot" <<'EOF'
+#!/bin/sh
+# What Raspberry Pi OS's first boot does with scripts/provision's files.
+set -eu
+b=/boot/firmware
+if [ -f $b/userconf.txt ]; then
+    name=$(cut -d: -f1 $b/userconf.txt)
+    hash=$(cut -d: -f2- $b/userconf.txt)
+    id "$name" >/dev/null 2>&1 || useradd -m -s /bin/bash -G sudo,video "$name"
+    usermod -p "$hash" "$name"
+    rm -f $b/userconf.txt
+    echo "firstboot: user $name created from userconf.txt"
+fi
+if [ -f $b/ssh ] || [ -f $b/ssh.txt ]; then
+    systemctl enable ssh.service
+    systemctl start --no-block ssh.service
+    rm -f $b/ssh $b/ssh.txt
+    echo "firstboot: SSH enabled (ssh file on the boot partition)"
+fi
+EOF
+chmod 755 "$tree/usr/lib/boot-test/firstboot"
+cat >"$tree/etc/systemd/system/boot-test-firstboot.service" <<'EOF'
+[Unit]
+Description=Raspberry Pi OS first-boot steps (userconf.txt, ssh) for the boot test
+After=local-fs.target systemd-sysusers.service
+Before=ssh.service getty.target
+ConditionPathExistsGlob=|/boot/firmware/userconf.txt
+ConditionPathExistsGlob=|/boot/firmware/ssh*
+[Service]
+Type=oneshot
+ExecStart=/usr/lib/boot-test/firstboot
+[Install]
+WantedBy=multi-user.target
+EOF
+systemctl --root="$tree" enable boot-test-firstboot.service >/dev/null 2>&1
+
+# --- test access and test-only devices ------------------------------------------
+install -d -m 700 "$tree/root/.ssh"
+install -m 600 "$cache/id_ed25519.pub" "$tree/root/.ssh/authorized_keys"
+# vivid stands in for a USB camera: loaded at boot, capture node only.
+echo vivid >"$tree/etc/modules-load.d/boot-test-vivid.conf"
+echo 'options vivid node_types=0x1 n_devs=1' >"$tree/etc/modprobe.d/boot-test-vivid.conf"
+# The libcamera drop-in's program, a stand-in (tools/rpicam_vid.rs).
+install -m 755 "$rpicam" "$tree/usr/local/bin/rpicam-vid"
+# A shorter service watchdog, so that the frozen-process case takes seconds.
+# The shipped unit keeps WatchdogSec=60.
+install -d -m 755 "$tree/etc/systemd/system/zerocam.service.d"
+printf '# boot test only\n[Service]\nWatchdogSec=30\n' >"$tree/etc/systemd/system/zerocam.service.d/boot-test-watchdog.conf"
+
+# --- boot partition ---------------------------------------------------------------
+kver=$(basename "$(ls -d "$tree"/lib/modules/*-rpi | tail -1)")
+[ -f "$tree/boot/vmlinuz-$kver" ] && [ -f "$tree/boot/initrd.img-$kver" ] ||
+    die "no kernel or initramfs for $kver in the root file system"
+bootdir=$work/boot
+mkdir "$bootdir"
+cp "$tree/boot/vmlinuz-$kver" "$bootdir/kernel.img"
+cp "$tree/boot/initrd.img-$kver" "$bootdir/initramfs.img"
+cp "$tree"/usr/lib/linux-image-"$kver"/bcm2835-rpi-zero*.dtb "$bootdir/"
+cat >"$bootdir/config.txt" <<'EOF'
+# Raspberry Pi firmware configuration (zerocam boot-test image: a Pi Zero)
+kernel=kernel.img
+initramfs initramfs.img followkernel
+device_tree=bcm2835-rpi-zero.dtb
+
+[all]
+EOF
+echo 'console=serial0,115200 console=tty1 root=/dev/mmcblk0p2 rootfstype=ext4 fsck.repair=yes rootwait' >"$bootdir/cmdline.txt"
+
+# --- the image: 4 MiB gap, 128 MiB FAT32, the rest ext4 ---------------------------
+boot_mb=128 total_mb=1024
+boot_start=8192 boot_sectors=$((boot_mb * 2048))
+root_start=$((boot_start + boot_sectors))
+root_sectors=$((total_mb * 2048 - root_start))
+export MTOOLS_SKIP_CHECK=1
+mkfs.vfat -F 32 -s 1 -n bootfs -C "$work/boot.img" $((boot_mb * 1024)) >/dev/null 2>&1
+mcopy -i "$work/boot.img" "$bootdir"/* ::/
+mkfs.ext4 -q -F -L rootfs -d "$tree" "$work/root.img" $((root_sectors / 2))k >/dev/null
+truncate -s "${total_mb}M" "$out.part"
+printf 'label: dos\nstart=%s, size=%s, type=c\nstart=%s, size=%s, type=83\n' \
+    $boot_start $boot_sectors $root_start $root_sectors | sfdisk -q "$out.part"
+dd if="$work/boot.img" of="$out.part" bs=512 seek=$boot_start conv=notrunc,sparse status=none
+dd if="$work/root.img" of="$out.part" bs=512 seek=$root_start conv=notrunc,sparse status=none
+mv "$out.part" "$out"
+say "image ready: $out (kernel $kver)"
