@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Capture frames and stream them to a relay.
-    Stream(StreamArgs),
+    Stream(Box<StreamArgs>),
     /// List V4L2 devices, their formats, sizes and rates, and the mode zerocam would pick.
     Probe {
         /// A device such as /dev/video0; all devices when omitted.
@@ -144,6 +144,10 @@ struct StreamArgs {
     ca: Option<PathBuf>,
     #[arg(long, help = keys::flag_help("relay.auth_subprotocol"))]
     auth_subprotocol: bool,
+    #[arg(long, help = keys::flag_help("relay.adapt"))]
+    adapt: Option<String>,
+    #[arg(long, help = keys::flag_help("source.min_quality"))]
+    min_quality: Option<u8>,
     /// error, warn, info, debug or trace (RUST_LOG refines it).
     #[arg(long)]
     log_level: Option<String>,
@@ -227,6 +231,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ca: a.ca,
                 log_level: a.log_level,
                 auth_subprotocol: a.auth_subprotocol,
+                adapt: a.adapt,
+                min_quality: a.min_quality,
                 ..source_overrides(a.source)
             };
             // Config errors go to stderr before the logger exists; the

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::config::{SourceConfig, SourceKind};
+use crate::config::{AdaptMode, SourceConfig, SourceKind};
 use crate::slot::{Slot, Waker};
 use crate::wire::message::ControlValue;
 
@@ -19,6 +19,15 @@ pub struct Controls {
     paused: AtomicBool,
     fps: AtomicU32,
     quality: AtomicU8,
+    /// What follows the link (`relay.adapt`), as `AdaptMode as u8`.
+    adapt: AtomicU8,
+    /// `source.min_quality`.
+    min_quality: AtomicU8,
+    /// The quality the link allows now (0: no limit): the stream thread's
+    /// controller sets it, the encoder reads it.
+    link_quality: AtomicU8,
+    /// The link's measured rate in kbit/s (0: not measured).
+    link_kbit_s: AtomicU32,
     shutdown: AtomicBool,
 }
 
@@ -28,6 +37,10 @@ impl Controls {
             paused: AtomicBool::new(false),
             fps: AtomicU32::new(fps),
             quality: AtomicU8::new(quality),
+            adapt: AtomicU8::new(AdaptMode::Quality as u8),
+            min_quality: AtomicU8::new(quality.min(30)),
+            link_quality: AtomicU8::new(0),
+            link_kbit_s: AtomicU32::new(0),
             shutdown: AtomicBool::new(false),
         }
     }
@@ -48,6 +61,41 @@ impl Controls {
     }
     pub fn set_quality(&self, q: u8) {
         self.quality.store(q, Ordering::Relaxed)
+    }
+    /// The quality frames are encoded at now: the configured one, or less
+    /// when the link allows less.
+    pub fn encode_quality(&self) -> u8 {
+        match self.link_quality.load(Ordering::Relaxed) {
+            0 => self.quality(),
+            l => l.min(self.quality()),
+        }
+    }
+    /// The link's limit (`None`: none) and measured rate.
+    pub fn set_link(&self, quality: Option<u8>, kbit_s: Option<f64>) {
+        self.link_quality
+            .store(quality.unwrap_or(0), Ordering::Relaxed);
+        self.link_kbit_s
+            .store(kbit_s.map_or(0, |k| k.round() as u32), Ordering::Relaxed);
+    }
+    /// The link's measured rate in kbit/s, once measured.
+    pub fn link_kbit_s(&self) -> Option<u32> {
+        Some(self.link_kbit_s.load(Ordering::Relaxed)).filter(|&k| k > 0)
+    }
+    pub fn adapt(&self) -> AdaptMode {
+        match self.adapt.load(Ordering::Relaxed) {
+            x if x == AdaptMode::Fps as u8 => AdaptMode::Fps,
+            x if x == AdaptMode::Off as u8 => AdaptMode::Off,
+            _ => AdaptMode::Quality,
+        }
+    }
+    pub fn set_adapt(&self, mode: AdaptMode) {
+        self.adapt.store(mode as u8, Ordering::Relaxed)
+    }
+    pub fn min_quality(&self) -> u8 {
+        self.min_quality.load(Ordering::Relaxed)
+    }
+    pub fn set_min_quality(&self, q: u8) {
+        self.min_quality.store(q, Ordering::Relaxed)
     }
     /// Has a shutdown been asked for (SIGTERM/SIGINT)?
     pub fn shutting_down(&self) -> bool {
@@ -296,7 +344,9 @@ impl Pipeline {
             height: source.height,
             fps: source.fps,
         };
-        Pipeline::new(requested, source.quality)
+        let p = Pipeline::new(requested, source.quality)?;
+        p.controls.set_min_quality(source.min_quality);
+        Ok(p)
     }
 
     /// `requested` describes the source until it reports what it granted.
@@ -387,6 +437,8 @@ impl Pipeline {
             encode_ms_p99: p99,
             fps: self.controls.fps(),
             quality: self.controls.quality(),
+            encoding_quality: self.controls.encode_quality(),
+            link_kbit_s: self.controls.link_kbit_s().unwrap_or(0),
             paused: self.controls.paused(),
         }
     }
@@ -411,7 +463,13 @@ pub struct StatsSnapshot {
     pub encode_ms_p50: f64,
     pub encode_ms_p99: f64,
     pub fps: u32,
+    /// The configured quality (`source.quality`, or the relay's `set`).
     pub quality: u8,
+    /// The quality frames are encoded at now (below `quality` while the
+    /// link allows less: `relay.adapt`).
+    pub encoding_quality: u8,
+    /// The link's measured rate in kbit/s; 0 until measured.
+    pub link_kbit_s: u32,
     pub paused: bool,
 }
 

@@ -4,17 +4,42 @@
  * (repacked to planar I420 inside the loop, its cheapest input; quality
  * 80, 4:2:0), through the TurboJPEG 3 API.
  *
- * usage: turbo_frames FRAME.yuyv WIDTH HEIGHT N
+ * usage: turbo_frames FRAME.yuyv WIDTH HEIGHT N [i420]
+ *
+ * With i420 the repack happens once, before the loop: the frame is then
+ * planar YU12 as rpicam-vid delivers it, and only the compression counts.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <turbojpeg.h>
 
+/* As bench/src/lib.rs's yuyv_to_i420: luma copied, the chroma of each row
+ * pair averaged (rounding up). */
+static void repack(const unsigned char *yuyv, int w, int h, unsigned char *y,
+                   unsigned char *u, unsigned char *v)
+{
+    for (int r = 0; r < h; r++) {
+        const unsigned char *s = yuyv + (size_t)r * w * 2;
+        unsigned char *yr = y + (size_t)r * w;
+        for (int x = 0; x < w; x++)
+            yr[x] = s[x * 2];
+    }
+    for (int cy = 0; cy < h / 2; cy++) {
+        const unsigned char *r0 = yuyv + (size_t)(2 * cy) * w * 2, *r1 = r0 + (size_t)w * 2;
+        unsigned char *ur = u + (size_t)cy * (w / 2), *vr = v + (size_t)cy * (w / 2);
+        for (int cx = 0; cx < w / 2; cx++) {
+            ur[cx] = (unsigned char)((r0[cx * 4 + 1] + r1[cx * 4 + 1] + 1) / 2);
+            vr[cx] = (unsigned char)((r0[cx * 4 + 3] + r1[cx * 4 + 3] + 1) / 2);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: turbo_frames FRAME.yuyv WIDTH HEIGHT N\n");
+    int planar = argc == 6 && argv[5][0] == 'i';
+    if (argc != 5 && !planar) {
+        fprintf(stderr, "usage: turbo_frames FRAME.yuyv WIDTH HEIGHT N [i420]\n");
         return 2;
     }
     int w = atoi(argv[2]), h = atoi(argv[3]), n = atoi(argv[4]);
@@ -48,23 +73,11 @@ int main(int argc, char **argv)
         return 1;
     }
     size_t total = 0;
+    if (planar)
+        repack(yuyv, w, h, y, u, v);
     for (int i = 0; i < n; i++) {
-        /* As bench/src/lib.rs's yuyv_to_i420: luma copied, the chroma of
-         * each row pair averaged (rounding up). */
-        for (int r = 0; r < h; r++) {
-            const unsigned char *s = yuyv + (size_t)r * w * 2;
-            unsigned char *yr = y + (size_t)r * w;
-            for (int x = 0; x < w; x++)
-                yr[x] = s[x * 2];
-        }
-        for (int cy = 0; cy < h / 2; cy++) {
-            const unsigned char *r0 = yuyv + (size_t)(2 * cy) * w * 2, *r1 = r0 + (size_t)w * 2;
-            unsigned char *ur = u + (size_t)cy * (w / 2), *vr = v + (size_t)cy * (w / 2);
-            for (int cx = 0; cx < w / 2; cx++) {
-                ur[cx] = (unsigned char)((r0[cx * 4 + 1] + r1[cx * 4 + 1] + 1) / 2);
-                vr[cx] = (unsigned char)((r0[cx * 4 + 3] + r1[cx * 4 + 3] + 1) / 2);
-            }
-        }
+        if (!planar)
+            repack(yuyv, w, h, y, u, v);
         size_t size = cap;
         if (tj3CompressFromYUVPlanes8(tj, planes, w, strides, h, &jpeg, &size)) {
             fprintf(stderr, "turbo_frames: %s\n", tj3GetErrorStr(tj));

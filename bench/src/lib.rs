@@ -1,12 +1,13 @@
-//! Shared pieces of zerocam's benchmarks: the test image, the two encoders
-//! under comparison (zerocam's `encode_raw` and libjpeg-turbo), and the
+//! Shared pieces of zerocam's benchmarks: the test image, the encoders
+//! under comparison (zerocam's `encode_raw`, `jpeg-encoder` as zerocam's
+//! reference, and libjpeg-turbo), and the
 //! interleaved timing that makes ratios meaningful on a shared, noisy machine.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use turbojpeg::{Compressor, Subsamp, YuvImage};
-use zerocam::encode::{RawFormat, RawImage, encode_raw};
+use zerocam::encode::{RawFormat, RawImage, encode_raw, encode_reference};
 
 pub mod stats;
 
@@ -17,11 +18,13 @@ pub const QUALITY: u8 = 80;
 /// (`--source pattern:scene` scrolls it).
 pub use zerocam::capture::pattern::natural_yuyv;
 
-/// zerocam's encoder on a YUYV frame, exactly as the capture thread calls it.
+/// zerocam's encoder on a YUYV frame, exactly as the capture thread calls it
+/// (or, [`Zerocam::reference`], `jpeg-encoder` the same way).
 pub struct Zerocam {
     width: u32,
     height: u32,
     out: Vec<u8>,
+    reference: bool,
 }
 
 impl Zerocam {
@@ -31,6 +34,15 @@ impl Zerocam {
             width: width as u32,
             height: height as u32,
             out: Vec::new(),
+            reference: false,
+        }
+    }
+
+    /// `jpeg-encoder`, the reference zerocam's encoder is tested against.
+    pub fn reference(width: usize, height: usize) -> Zerocam {
+        Zerocam {
+            reference: true,
+            ..Zerocam::new(width, height)
         }
     }
 
@@ -43,7 +55,11 @@ impl Zerocam {
             stride: self.width as usize * 2,
             data: yuyv,
         };
-        encode_raw(&img, QUALITY, None, &mut self.out)?;
+        if self.reference {
+            encode_reference(&img, QUALITY, None, &mut self.out)?;
+        } else {
+            encode_raw(&img, QUALITY, None, &mut self.out)?;
+        }
         Ok(self.out.len())
     }
 
@@ -69,8 +85,13 @@ pub struct Turbo {
 impl Turbo {
     /// An encoder for `width × height` YUYV frames.
     pub fn new(width: usize, height: usize) -> anyhow::Result<Turbo> {
+        Turbo::with_quality(width, height, QUALITY)
+    }
+
+    /// [`Turbo::new`] at another quality.
+    pub fn with_quality(width: usize, height: usize, quality: u8) -> anyhow::Result<Turbo> {
         let mut comp = Compressor::new().context("tjInitCompress")?;
-        comp.set_quality(QUALITY as i32)?;
+        comp.set_quality(i32::from(quality))?;
         comp.set_subsamp(Subsamp::Sub2x2)?;
         Ok(Turbo {
             width,

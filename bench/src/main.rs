@@ -26,8 +26,9 @@ use zerocam_bench::stats::percentile;
 fn usage() -> ! {
     eprintln!(
         "usage:\n  zerocam-bench view --url http://127.0.0.1:PORT/cameras/ID [--url …] --kind ws|mjpeg --viewers N --secs S [--warmup S]\n  \
-         zerocam-bench instr --what zerocam|turbo|passthrough --size WxH --frames N\n  \
-         zerocam-bench frame --size WxH --out FILE"
+         zerocam-bench instr --what zerocam|reference|turbo|passthrough --size WxH --frames N\n  \
+         zerocam-bench frame --size WxH --out FILE\n  \
+         zerocam-bench quality --size WxH"
     );
     std::process::exit(2)
 }
@@ -38,6 +39,7 @@ fn main() {
         Some("view") => view_main(&args[1..]),
         Some("instr") => instr_main(&args[1..]),
         Some("frame") => frame_main(&args[1..]),
+        Some("quality") => quality_main(&args[1..]),
         _ => usage(),
     };
     if let Err(e) = result {
@@ -79,6 +81,93 @@ fn frame_main(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+// -------------------------------------------------------------- quality --
+
+/// PSNR in dB of `got` against `want` (same length).
+fn psnr(got: &[u8], want: &[u8]) -> f64 {
+    let se: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+        .sum();
+    let mse = se / got.len() as f64;
+    10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10()
+}
+
+/// Image quality and size of zerocam's encoder, `jpeg-encoder` and
+/// libjpeg-turbo across qualities, on the natural-looking frame: each JPEG
+/// is decoded to YUV by libjpeg-turbo (PSNR of Y and of Cb+Cr against the
+/// source planes, no colour conversion in between) and to RGB by both
+/// libjpeg-turbo and jpeg-decoder (their largest per-pixel difference: two
+/// independent decoders agreeing on the picture). Prints a markdown table.
+fn quality_main(args: &[String]) -> anyhow::Result<()> {
+    use zerocam::encode::{RawFormat, RawImage, encode_raw, encode_reference};
+    let size = opt(args, "--size").unwrap_or("640x480");
+    let (w, h) = zerocam::config::parse_size("--size", size).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (w, h) = (w as usize, h as usize);
+    anyhow::ensure!(
+        w % 8 == 0 && h % 2 == 0,
+        "--size: the width must be a multiple of 8"
+    );
+    let frame = zerocam_bench::natural_yuyv(w, h);
+    let mut src = vec![0u8; w * h * 3 / 2];
+    zerocam_bench::yuyv_to_i420(&frame, w, h, &mut src);
+    let (src_y, src_c) = src.split_at(w * h);
+    let img = RawImage {
+        format: RawFormat::Yuyv,
+        width: w as u32,
+        height: h as u32,
+        stride: w * 2,
+        data: &frame,
+    };
+    println!(
+        "| quality | encoder | bytes | size vs libjpeg-turbo | PSNR Y | Y vs libjpeg-turbo | PSNR Cb+Cr | decoders differ by at most |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    for quality in [30u8, 40, 50, 60, 70, 80, 90, 95] {
+        let mut turbo = zerocam_bench::Turbo::with_quality(w, h, quality)?;
+        turbo.encode(&frame)?;
+        let mut ours = Vec::new();
+        encode_raw(&img, quality, None, &mut ours)?;
+        let mut reference = Vec::new();
+        encode_reference(&img, quality, None, &mut reference)?;
+        let mut rows = Vec::new();
+        for (name, jpeg) in [
+            ("libjpeg-turbo", turbo.jpeg().to_vec()),
+            ("zerocam's encoder", ours),
+            ("jpeg-encoder", reference),
+        ] {
+            let yuv = turbojpeg::decompress_to_yuv(&jpeg).context("libjpeg-turbo decodes it")?;
+            // align 4: rows of Y are w bytes, of Cb and Cr w/2 (w % 8 == 0).
+            let (dy, dc) = yuv.pixels.split_at(w * h);
+            let (py, pc) = (psnr(dy, src_y), psnr(&dc[..src_c.len()], src_c));
+            let rgb = turbojpeg::decompress(&jpeg, turbojpeg::PixelFormat::RGB)?;
+            let mut d = jpeg_decoder::Decoder::new(&jpeg[..]);
+            let other = d.decode().context("jpeg-decoder decodes it")?;
+            anyhow::ensure!(
+                other.len() == rgb.pixels.len(),
+                "{name}: decoders disagree on size"
+            );
+            let worst = rgb
+                .pixels
+                .iter()
+                .zip(&other)
+                .map(|(a, b)| a.abs_diff(*b))
+                .max();
+            rows.push((name, jpeg.len(), py, pc, worst.unwrap_or(0)));
+        }
+        let (tlen, tpy) = (rows[0].1 as f64, rows[0].2);
+        for (name, len, py, pc, worst) in rows {
+            println!(
+                "| {quality} | {name} | {len} | {:+.1} % | {py:.2} dB | {:+.2} dB | {pc:.2} dB | {worst} |",
+                (len as f64 / tlen - 1.0) * 100.0,
+                py - tpy
+            );
+        }
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------- instr --
 
 fn instr_main(args: &[String]) -> anyhow::Result<()> {
@@ -92,6 +181,12 @@ fn instr_main(args: &[String]) -> anyhow::Result<()> {
     match what {
         "zerocam" => {
             let mut e = zerocam_bench::Zerocam::new(w, h);
+            for _ in 0..frames {
+                total += e.encode(&frame)?;
+            }
+        }
+        "reference" => {
+            let mut e = zerocam_bench::Zerocam::reference(w, h);
             for _ in 0..frames {
                 total += e.encode(&frame)?;
             }
@@ -120,7 +215,7 @@ fn instr_main(args: &[String]) -> anyhow::Result<()> {
                 total += out.len();
             }
         }
-        other => bail!("--what {other:?}: expected zerocam, turbo or passthrough"),
+        other => bail!("--what {other:?}: expected zerocam, reference, turbo or passthrough"),
     }
     println!("{frames} frames, {total} bytes");
     Ok(())

@@ -118,6 +118,9 @@ pub const KEYS: &[Key] = &[
     key("source.quality", Whole(80), "JPEG quality (for sources zerocam encodes)")
         .flag("--quality Q")
         .range(QUALITY.0, QUALITY.1),
+    key("source.min_quality", Whole(30), "the lowest JPEG quality `relay.adapt = \"quality\"` may choose; below it the frame rate gives way")
+        .flag("--min-quality Q")
+        .range(QUALITY.0, QUALITY.1),
     key("source.format", Note("zerocam's pick"), "V4L2 pixel format to capture: `MJPG`, `YUYV`, `NV12` or `YU12`; for `exec:` sources, what the program writes")
         .flag("--format F")
         .more("Without it: MJPEG if offered, else YUYV, NV12, YU12; `MJPG` for `exec:` sources."),
@@ -162,6 +165,9 @@ pub const KEYS: &[Key] = &[
         .secs(0.1, 600.0),
     key("relay.window", Whole(1), "frames in flight without an ack (once acks are seen)")
         .range(1.0, 64.0),
+    key("relay.adapt", Text("quality"), "what follows the link's rate: `quality` (JPEG quality between `source.min_quality` and `source.quality`, then frames drop), `fps` or `off` (frames drop, quality stays)")
+        .flag("--adapt MODE")
+        .more("The camera measures what its link carries while busy and picks the highest quality whose frames fit it, with headroom, at the frame rate; on a link that carries everything nothing changes. See [protocol.md](protocol.md#adapting-to-the-link)."),
     key("backoff.base", Secs(0.5), "the first reconnect delay's bound, seconds")
         .secs(0.01, 3600.0),
     key("backoff.max", Secs(30.0), "the longest reconnect delay, seconds")

@@ -75,6 +75,8 @@ pub struct SourceSection {
     pub size: Option<String>,
     pub fps: Option<u32>,
     pub quality: Option<u8>,
+    /// The lowest quality `relay.adapt = "quality"` may choose.
+    pub min_quality: Option<u8>,
     /// Pixel format to ask a V4L2 device for (`MJPG`, `YUYV`, `NV12`,
     /// `YU12`) instead of zerocam's own pick.
     pub format: Option<String>,
@@ -113,6 +115,8 @@ pub struct RelaySection {
     pub write_timeout: Option<f64>,
     pub ack_timeout: Option<f64>,
     pub window: Option<u32>,
+    /// What follows the link: `quality`, `fps` or `off`.
+    pub adapt: Option<String>,
 }
 
 /// `[backoff]`: reconnect pacing.
@@ -184,7 +188,7 @@ pub fn check_watchdog(relay: &RelayConfig, watchdog: Duration) -> Result<(), Con
             return Err(ConfigError::new(
                 key,
                 format!(
-                    "{:.1} s is not shorter than half the systemd watchdog (WatchdogSec={:.0} s, so {:.1} s): \
+                    "{:.1} s is not under half of WatchdogSec={:.0} s ({:.1} s)\n\
                      lower {key} or raise WatchdogSec in the unit",
                     v.as_secs_f64(),
                     watchdog.as_secs_f64(),
@@ -237,6 +241,8 @@ pub struct Overrides {
     pub size: Option<String>,
     pub fps: Option<u32>,
     pub quality: Option<u8>,
+    pub min_quality: Option<u8>,
+    pub adapt: Option<String>,
     pub format: Option<String>,
     pub encode_threads: Option<u32>,
     pub encoder: Option<String>,
@@ -314,6 +320,8 @@ pub struct SourceConfig {
     pub height: u32,
     pub fps: u32,
     pub quality: u8,
+    /// The floor of quality adaptation (`relay.adapt = "quality"`).
+    pub min_quality: u8,
     /// A FourCC the device must be driven in; `None`: zerocam's preference
     /// order (MJPEG, YUYV, NV12, YU12).
     pub format: Option<[u8; 4]>,
@@ -339,12 +347,46 @@ impl SourceConfig {
             height,
             fps,
             quality: keys::default_whole("source.quality") as u8,
+            min_quality: keys::default_whole("source.min_quality") as u8,
             format: None,
             wait_for_device: Duration::ZERO,
             controls: Vec::new(),
             encode_threads: 1,
             encoder: EncoderChoice::Software,
             encoder_format: *b"JPEG",
+        }
+    }
+}
+
+/// What adapts to the link (`relay.adapt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdaptMode {
+    /// The JPEG quality, down to `source.min_quality`; then frames drop.
+    Quality,
+    /// Nothing is re-encoded: frames drop (the behaviour without it).
+    Fps,
+    /// Neither: frames drop, as `Fps` (kept apart so that the settings API
+    /// can say what was chosen).
+    Off,
+}
+
+impl AdaptMode {
+    /// The config and wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AdaptMode::Quality => "quality",
+            AdaptMode::Fps => "fps",
+            AdaptMode::Off => "off",
+        }
+    }
+
+    /// Parses a config or wire name.
+    pub fn parse(s: &str) -> Option<AdaptMode> {
+        match s {
+            "quality" => Some(AdaptMode::Quality),
+            "fps" => Some(AdaptMode::Fps),
+            "off" => Some(AdaptMode::Off),
+            _ => None,
         }
     }
 }
@@ -377,6 +419,8 @@ pub struct RelayConfig {
     pub write_timeout: Duration,
     pub ack_timeout: Duration,
     pub window: u32,
+    /// What follows the link's rate.
+    pub adapt: AdaptMode,
 }
 
 impl RelayConfig {
@@ -840,6 +884,10 @@ impl Config {
         )?;
         let fps = ranged("source.fps", o.fps.or(s.fps).map(u64::from))? as u32;
         let quality = ranged("source.quality", o.quality.or(s.quality).map(u64::from))? as u8;
+        let min_quality = ranged(
+            "source.min_quality",
+            o.min_quality.or(s.min_quality).map(u64::from),
+        )? as u8;
         let format = match o.format.as_deref().or(s.format.as_deref()) {
             Some(f) => Some(parse_format("source.format", f)?),
             None => None,
@@ -961,6 +1009,17 @@ impl Config {
         let write_timeout = seconds("relay.write_timeout", r.write_timeout)?;
         let ack_timeout = seconds("relay.ack_timeout", r.ack_timeout)?;
         let window = ranged("relay.window", r.window.map(u64::from))? as u32;
+        let adapt = o
+            .adapt
+            .clone()
+            .or(r.adapt)
+            .unwrap_or_else(|| keys::default_text("relay.adapt").to_string());
+        let adapt = AdaptMode::parse(&adapt).ok_or_else(|| {
+            ConfigError::new(
+                "relay.adapt",
+                format!("`{adapt}` is not quality, fps or off"),
+            )
+        })?;
 
         let b = file.backoff;
         let base = seconds("backoff.base", b.base)?;
@@ -990,6 +1049,7 @@ impl Config {
                 height,
                 fps,
                 quality,
+                min_quality,
                 format,
                 wait_for_device,
                 controls,
@@ -1011,6 +1071,7 @@ impl Config {
                 write_timeout,
                 ack_timeout,
                 window,
+                adapt,
             },
             backoff: BackoffConfig {
                 base,

@@ -124,7 +124,7 @@ pub fn open_first(
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
             format!(
-                "no M2M encoder offers {} (a Pi's: /dev/video31)",
+                "no M2M encoder for {} (Pi: /dev/video31)",
                 String::from_utf8_lossy(&coded)
             ),
         ));

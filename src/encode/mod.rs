@@ -7,8 +7,9 @@ pub mod mjpeg;
 pub mod pool;
 pub mod raw;
 pub mod stage;
+pub mod yuvjpeg;
 
-pub use raw::{EncodeError, RawFormat, RawImage, encode_raw};
+pub use raw::{EncodeError, RawFormat, RawImage, encode_raw, encode_reference};
 
 /// A FourCC as text, `?` for bytes that are not printable.
 pub fn fourcc_str(f: &[u8; 4]) -> String {

@@ -261,8 +261,20 @@ impl Write for ComWriter<'_> {
 
 /// Encodes one raw frame at `quality` (1–100, 4:2:0) into `out` (cleared
 /// first), with the COM segment for `meta` when given. This is the whole
-/// encode stage for raw sources; benches call it directly.
+/// encode stage for raw sources; benches call it directly. It is
+/// zerocam's own encoder ([`super::yuvjpeg`]).
 pub fn encode_raw(
+    img: &RawImage<'_>,
+    quality: u8,
+    meta: Option<&FrameMeta>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    super::yuvjpeg::encode(img, quality, meta, out)
+}
+
+/// [`encode_raw`] through `jpeg-encoder`: the reference zerocam's own
+/// encoder is tested and benchmarked against.
+pub fn encode_reference(
     img: &RawImage<'_>,
     quality: u8,
     meta: Option<&FrameMeta>,

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::m2m::{self, HardwareEncoder};
-use super::{RawFormat, RawImage, encode_raw, fourcc_str, mjpeg, pool};
+use super::{RawFormat, RawImage, encode_raw, fourcc_str, mjpeg, pool, yuvjpeg};
 use crate::config::SourceConfig;
 use crate::frame::Frame;
 use crate::pipeline::{Pipeline, SourceInfo};
@@ -173,6 +173,13 @@ impl Stage {
             return true; // the camera compresses: nothing to encode
         };
         if cfg.encoder == EncoderChoice::Software {
+            if !self.told_no_hw {
+                log::info!(
+                    "encoder: software ({}), as source.encoder asks",
+                    yuvjpeg::path()
+                );
+                self.told_no_hw = true;
+            }
             return true;
         }
         // Zero copy when the source can lend its buffers.
@@ -198,7 +205,7 @@ impl Stage {
             }
             (Err(e), _) => {
                 if !self.told_no_hw {
-                    log::info!("encoder: software; {e}");
+                    log::info!("encoder: software ({}); {e}", yuvjpeg::path());
                     self.told_no_hw = true;
                 }
                 true
@@ -221,7 +228,7 @@ impl Stage {
         let Some(hw) = self.hw.as_mut() else {
             return false;
         };
-        let quality = p.controls.quality();
+        let quality = p.controls.encode_quality();
         let lent = dmabuf.filter(|_| hw.imports());
         let mut result = hw.encode(img, lent, quality, &mut self.hw_out, HW_TIMEOUT);
         if let (Err(e), true) = (&result, hw.imports()) {
@@ -282,7 +289,7 @@ impl Stage {
                 size: Some((img.width, img.height)),
                 ..meta
             };
-            if !pool.submit(img, meta, epoch, p.controls.quality()) {
+            if !pool.submit(img, meta, epoch, p.controls.encode_quality()) {
                 // Every encoder is busy: this frame would wait, so it is
                 // stale now (captured and dropped, a gap in seq).
                 c.captured.fetch_add(1, Ordering::Relaxed);
@@ -322,7 +329,7 @@ impl Stage {
                     );
                     return;
                 }
-                match encode_raw(&img, p.controls.quality(), Some(&meta), &mut jpeg) {
+                match encode_raw(&img, p.controls.encode_quality(), Some(&meta), &mut jpeg) {
                     Ok(()) => (img.width, img.height),
                     Err(e) => {
                         c.encode_errors.fetch_add(1, Ordering::Relaxed);

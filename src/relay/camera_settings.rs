@@ -117,7 +117,9 @@ pub fn parse_change(
     body: &[u8],
     ranges: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Vec<ToCamera>, String> {
-    use crate::wire::message::{ControlValue, SetCommand, check_fps, check_quality};
+    use crate::wire::message::{
+        ControlValue, SetCommand, check_adapt, check_fps, check_min_quality, check_quality,
+    };
     use serde_json::Value;
     let v: Value =
         serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
@@ -130,6 +132,8 @@ pub fn parse_change(
         match k.as_str() {
             "fps" => set.fps = Some(check_fps(v)?),
             "quality" => set.quality = Some(check_quality(v)?),
+            "adapt" => set.adapt = Some(check_adapt(v)?),
+            "min_quality" => set.min_quality = Some(check_min_quality(v)?),
             "paused" => match v {
                 Value::Bool(true) => out.push(ToCamera::Pause),
                 Value::Bool(false) => out.push(ToCamera::Resume),
@@ -171,7 +175,7 @@ pub fn parse_change(
             }
             other => {
                 return Err(format!(
-                    "unknown field `{other}` (the fields are fps, quality, paused and controls)"
+                    "unknown field `{other}` (the fields are fps, quality, adapt, min_quality, paused and controls)"
                 ));
             }
         }
@@ -180,7 +184,7 @@ pub fn parse_change(
         out.push(ToCamera::Set(set));
     }
     if out.is_empty() {
-        return Err("nothing to change (the fields are fps, quality, paused and controls)".into());
+        return Err("nothing to change (the fields are fps, quality, adapt, min_quality, paused and controls)".into());
     }
     Ok(out)
 }

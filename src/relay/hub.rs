@@ -747,6 +747,13 @@ impl Camera {
         lock(&self.state).stats = Some(v);
     }
 
+    /// A number from the camera's last `stats` message (`encoding_quality`,
+    /// `link_kbit_s`, …), while it is online.
+    pub fn stat(&self, key: &str) -> Option<f64> {
+        let st = lock(&self.state);
+        st.stats.as_ref().filter(|_| st.online)?.get(key)?.as_f64()
+    }
+
     /// Records whether the relay has paused the camera for lack of viewers.
     pub fn set_paused(&self, p: bool) {
         lock(&self.state).paused = p;
@@ -872,6 +879,11 @@ impl Camera {
             },
             "viewers_stalled": c.viewers_stalled.load(Ordering::Relaxed),
             "camera_reconnects": stats.get("reconnects"),
+            // What the link allows now (`relay.adapt`): the quality frames
+            // are encoded at and the link's measured rate.
+            "quality": stats.get("encoding_quality"),
+            "configured_quality": stats.get("quality"),
+            "link_kbit_s": stats.get("link_kbit_s"),
             "stats": stats,
         })
     }

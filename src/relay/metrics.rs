@@ -59,6 +59,26 @@ pub fn render(hub: &Hub, cluster: Option<&super::cluster::Cluster>) -> String {
         );
     }
 
+    for (name, help, key) in [
+        (
+            "zerocam_camera_quality",
+            "JPEG quality the camera encodes at now (below its configured quality while its link allows less).",
+            "encoding_quality",
+        ),
+        (
+            "zerocam_camera_link_kbit_s",
+            "The camera's measured link rate in kbit/s (from its last stats).",
+            "link_kbit_s",
+        ),
+    ] {
+        head(&mut o, name, "gauge", help);
+        for c in &cams {
+            if let Some(v) = c.stat(key) {
+                let _ = writeln!(o, "{name}{{camera=\"{}\"}} {v}", c.id);
+            }
+        }
+    }
+
     type Get = fn(&super::hub::CameraCounters) -> &AtomicU64;
     let per_camera: [(&str, &str, Get); 7] = [
         (

@@ -6,6 +6,7 @@
 //! ([`stats`]) are pure too. [`session`] and [`connect`] own all the I/O
 //! (TCP, TLS, WebSocket, poll) and are shared by both dialects.
 
+pub mod adapt;
 pub mod connect;
 pub mod flow;
 pub mod phoenix;

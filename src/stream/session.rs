@@ -21,6 +21,7 @@ use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 
+use super::adapt::{AdaptMode, QualityControl};
 use super::connect::{self, ConnectError, SLICE, Ws};
 use super::flow::{AckOf, Flow, FlowConfig, Gate};
 use super::relays::Rotation;
@@ -49,6 +50,7 @@ pub fn run(cfg: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
     let urls = cfg.relay.relays();
     let mut rotation = Rotation::new(urls.len());
     let mut backoff = Backoff::new(cfg.backoff);
+    pipeline.controls.set_adapt(cfg.relay.adapt);
     let mut stats = StatsTicker::new(&pipeline, cfg.relay.stats_interval);
     let mut connections = 0u64;
     let p = &*pipeline;
@@ -326,6 +328,10 @@ struct Connection<'a> {
     heartbeat: Duration,
     /// What the relay's close code suggests, logged after the link is.
     hint: Option<String>,
+    /// The quality this link allows (`relay.adapt`), pure.
+    adapt: QualityControl,
+    /// Bytes of frames written to this connection.
+    frame_bytes: u64,
 }
 
 impl<'a> Connection<'a> {
@@ -336,10 +342,22 @@ impl<'a> Connection<'a> {
             write_timeout: relay.write_timeout,
             dead_after: relay.heartbeat_interval * 2,
         };
+        let ctl = &p.controls;
+        let adapt = QualityControl::new(
+            ctl.adapt(),
+            ctl.quality(),
+            ctl.min_quality(),
+            ctl.fps(),
+            Instant::now(),
+        );
+        // A new link is measured afresh.
+        ctl.set_link(None, None);
         Connection {
             ws,
             fd,
             p,
+            adapt,
+            frame_bytes: 0,
             flow: Flow::new(cfg, Instant::now()),
             lowat: Some(0),
             settings_due: None,
@@ -429,13 +447,20 @@ impl<'a> Connection<'a> {
 
             // 4. The newest frame, if the flow allows.
             let mut gate = Gate::Open;
+            let unsent = unsent_bytes(self.fd);
+            self.adapt_to_link(now, unsent);
             if !p.controls.paused() && dialect.ready() && p.slot.is_full() {
-                gate = self.flow.gate(unsent_bytes(self.fd));
+                gate = self.flow.gate(unsent);
+                if gate != Gate::Open {
+                    self.adapt.on_blocked();
+                }
                 if gate == Gate::Open {
                     if let Some(frame) = p.slot.take() {
                         let len = frame.jpeg.len();
                         let (msg, tag) = dialect.frame(frame.jpeg);
                         self.flow.on_frame_sent(Instant::now(), tag, len);
+                        self.adapt.on_frame_sent(len, p.controls.encode_quality());
+                        self.frame_bytes += len as u64;
                         if let Err(end) = self.send(msg) {
                             p.slot.lost();
                             return end;
@@ -454,7 +479,8 @@ impl<'a> Connection<'a> {
             let mut until = dialect
                 .next_deadline()
                 .min(stats.next())
-                .min(self.flow.next_deadline());
+                .min(self.flow.next_deadline())
+                .min(self.adapt.next_deadline());
             if let Some(due) = self.settings_due {
                 until = until.min(due.deadline);
             }
@@ -479,6 +505,25 @@ impl<'a> Connection<'a> {
                 until.saturating_duration_since(now),
             );
         }
+    }
+
+    /// Feeds the link controller what the socket did and applies its
+    /// decision: the quality the encoder uses from the next frame on.
+    fn adapt_to_link(&mut self, now: Instant, unsent: Option<usize>) {
+        let ctl = &self.p.controls;
+        let unsent = unsent.unwrap_or(0);
+        let delivered = self.frame_bytes.saturating_sub(unsent as u64);
+        self.adapt.on_sample(now, delivered, unsent);
+        let before = self.adapt.quality();
+        if self.adapt.poll(now).is_some() || before != self.adapt.quality() {
+            log::debug!(
+                "link: quality {before} -> {} ({:.1} Mbit/s measured)",
+                self.adapt.quality(),
+                self.adapt.rate().unwrap_or(0.0) * 8.0 / 1e6
+            );
+        }
+        let limit = (self.adapt.quality() < ctl.quality()).then_some(self.adapt.quality());
+        ctl.set_link(limit, self.adapt.rate().map(|r| r * 8.0 / 1000.0));
     }
 
     /// Reads until the socket has nothing more, handing each message to the
@@ -579,6 +624,10 @@ impl<'a> Connection<'a> {
         let fields = crate::wire::message::settings_fields(
             p.controls.fps(),
             p.controls.quality(),
+            crate::wire::message::LinkPolicy {
+                adapt: p.controls.adapt().name(),
+                min_quality: p.controls.min_quality(),
+            },
             p.controls.paused(),
             report.values,
             report.ranges,
@@ -621,6 +670,21 @@ impl<'a> Connection<'a> {
                 if let Some(q) = set.quality {
                     ctl.set_quality(q);
                 }
+                if let Some(mode) = set.adapt.and_then(AdaptMode::parse) {
+                    ctl.set_adapt(mode);
+                }
+                if let Some(q) = set.min_quality {
+                    ctl.set_min_quality(q);
+                }
+                if set.adapt.is_some() || set.min_quality.is_some() {
+                    log::info!(
+                        "relay set adapt {} min_quality {}",
+                        ctl.adapt().name(),
+                        ctl.min_quality()
+                    );
+                }
+                self.adapt
+                    .configure(ctl.adapt(), ctl.quality(), ctl.min_quality(), ctl.fps());
                 if set.fps.is_some() || set.quality.is_some() {
                     log::info!("relay set fps {} quality {}", ctl.fps(), ctl.quality());
                 }

@@ -72,6 +72,16 @@ pub fn line(s: &StatsSnapshot, r: &Rates, d_dropped: u64, source_error: Option<&
     }
     // Optional parts, most useful first; each only if it fits.
     let mut parts = Vec::new();
+    // The link allows less than the configured quality (relay.adapt).
+    if !s.paused && s.encoding_quality < s.quality {
+        parts.push(format!("q {}/{}", s.encoding_quality, s.quality));
+    }
+    if !s.paused && s.link_kbit_s > 0 {
+        parts.push(format!(
+            "link {:.1} Mbit/s",
+            f64::from(s.link_kbit_s) / 1000.0
+        ));
+    }
     if s.attempts > 0 {
         parts.push(format!("{} attempts", s.attempts));
     }
@@ -181,6 +191,8 @@ mod tests {
             encode_ms_p99: 99999.9,
             fps: 120,
             quality: 100,
+            encoding_quality: 1,
+            link_kbit_s: 4_000_000_000,
             paused: false,
         }
     }

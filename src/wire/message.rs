@@ -26,6 +26,27 @@ pub fn check_quality(v: &Value) -> Result<u8, String> {
         .ok_or_else(|| out_of_range("quality", v, QUALITY_RANGE.start(), QUALITY_RANGE.end()))
 }
 
+/// What may follow the link (`relay.adapt`), in `set` and `settings`.
+pub const ADAPT_MODES: [&str; 3] = ["quality", "fps", "off"];
+
+/// A `set`'s `adapt`, checked: one of [`ADAPT_MODES`].
+pub fn check_adapt(v: &Value) -> Result<&'static str, String> {
+    v.as_str()
+        .and_then(|s| ADAPT_MODES.iter().find(|m| **m == s).copied())
+        .ok_or_else(|| {
+            format!(
+                "adapt: expected one of {}, found {}",
+                ADAPT_MODES.join(", "),
+                clip_str(&v.to_string(), MAX_HELLO_STRING)
+            )
+        })
+}
+
+/// A `set`'s `min_quality`, checked (as [`check_quality`]).
+pub fn check_min_quality(v: &Value) -> Result<u8, String> {
+    check_quality(v).map_err(|e| format!("min_{e}"))
+}
+
 fn out_of_range(
     field: &str,
     v: &Value,
@@ -59,6 +80,10 @@ pub enum Command {
 pub struct SetCommand {
     pub fps: Option<u32>,
     pub quality: Option<u8>,
+    /// What follows the link: one of [`ADAPT_MODES`].
+    pub adapt: Option<&'static str>,
+    /// The floor of quality adaptation.
+    pub min_quality: Option<u8>,
     /// Image controls by lower_snake_case name (in name order: JSON objects
     /// carry no order).
     pub controls: Vec<(String, ControlValue)>,
@@ -137,6 +162,12 @@ impl Command {
             if let Some(q) = set.quality {
                 m.insert("quality".into(), json!(q));
             }
+            if let Some(a) = set.adapt {
+                m.insert("adapt".into(), json!(a));
+            }
+            if let Some(q) = set.min_quality {
+                m.insert("min_quality".into(), json!(q));
+            }
             if !set.controls.is_empty() {
                 let c: Map<String, Value> = set
                     .controls
@@ -200,6 +231,20 @@ pub fn parse_set(payload: &Value) -> Result<Command, CommandError> {
         Some(Ok(n)) => set.quality = Some(n),
         Some(Err(why)) => set.rejected.push(why),
     }
+    match obj.get("adapt").filter(|v| !v.is_null()).map(check_adapt) {
+        None => {}
+        Some(Ok(a)) => set.adapt = Some(a),
+        Some(Err(why)) => set.rejected.push(why),
+    }
+    match obj
+        .get("min_quality")
+        .filter(|v| !v.is_null())
+        .map(check_min_quality)
+    {
+        None => {}
+        Some(Ok(n)) => set.min_quality = Some(n),
+        Some(Err(why)) => set.rejected.push(why),
+    }
     match obj.get("controls") {
         None | Some(Value::Null) => {}
         Some(Value::Object(c)) => {
@@ -227,16 +272,25 @@ pub fn parse_set(payload: &Value) -> Result<Command, CommandError> {
     }
     if set == SetCommand::default() {
         return Err(CommandError::Invalid(
-            "set: names no fps, quality or controls".into(),
+            "set: names no fps, quality, adapt, min_quality or controls".into(),
         ));
     }
     Ok(Command::Set(set))
+}
+
+/// How the camera follows its link, as `settings` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkPolicy {
+    /// One of [`ADAPT_MODES`].
+    pub adapt: &'static str,
+    pub min_quality: u8,
 }
 
 /// `{"type":"settings", …}`: what the camera now actually uses.
 pub fn settings_fields(
     fps: u32,
     quality: u8,
+    link: LinkPolicy,
     paused: bool,
     controls: Map<String, Value>,
     ranges: Map<String, Value>,
@@ -244,6 +298,8 @@ pub fn settings_fields(
     let mut m = Map::new();
     m.insert("fps".into(), json!(fps));
     m.insert("quality".into(), json!(quality));
+    m.insert("adapt".into(), json!(link.adapt));
+    m.insert("min_quality".into(), json!(link.min_quality));
     m.insert("paused".into(), json!(paused));
     m.insert("controls".into(), Value::Object(controls));
     m.insert("ranges".into(), Value::Object(ranges));
@@ -415,6 +471,40 @@ pub fn clip_str(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn set_carries_the_link_policy_and_refuses_unknown_modes() {
+        let Ok(Command::Set(set)) =
+            parse_raw_text(r#"{"type":"set","adapt":"fps","min_quality":40}"#)
+        else {
+            panic!("not a set");
+        };
+        assert_eq!((set.adapt, set.min_quality), (Some("fps"), Some(40)));
+        assert!(set.rejected.is_empty());
+        // Round trip through the text the relay sends.
+        assert_eq!(
+            parse_raw_text(&Command::Set(set.clone()).text()),
+            Ok(Command::Set(set))
+        );
+        let Ok(Command::Set(set)) =
+            parse_raw_text(r#"{"type":"set","adapt":"bitrate","min_quality":0,"fps":5}"#)
+        else {
+            panic!("not a set");
+        };
+        assert_eq!((set.adapt, set.min_quality, set.fps), (None, None, Some(5)));
+        assert_eq!(set.rejected.len(), 2, "{:?}", set.rejected);
+        assert!(
+            set.rejected[0].contains("quality, fps, off"),
+            "{:?}",
+            set.rejected
+        );
+        assert!(
+            set.rejected[1].starts_with("min_quality"),
+            "{:?}",
+            set.rejected
+        );
+    }
+
     use super::*;
 
     #[test]
@@ -422,6 +512,8 @@ mod tests {
         let set = Command::Set(SetCommand {
             fps: Some(5),
             quality: Some(70),
+            adapt: Some("off"),
+            min_quality: Some(20),
             controls: vec![
                 ("brightness".into(), ControlValue::Int(-3)),
                 ("hflip".into(), ControlValue::Bool(true)),

@@ -1,0 +1,210 @@
+//! The controller against a simulated link: a camera at a fixed frame rate
+//! whose frame sizes follow the quality, a latest-frame slot, a socket whose
+//! unsent bytes drain at the link's rate, and the flow control's rule that
+//! the next frame waits while more than half a frame is unsent.
+
+use super::*;
+
+/// Bytes of a frame at quality 80 (the natural 640×480 frame: BENCHMARKS.md).
+const FRAME_AT_80: f64 = 37_500.0;
+
+struct Sim {
+    now: Instant,
+    start: Instant,
+    /// Link capacity in bytes per second, as a function of seconds.
+    rate: Box<dyn Fn(f64) -> f64>,
+    fps: u32,
+    unsent: f64,
+    sent_total: f64,
+    slot: Option<(Instant, usize)>,
+    /// Frames in the socket: (capture time, bytes still ahead of its end).
+    queue: std::collections::VecDeque<(Instant, f64)>,
+    delivered: u64,
+    dropped: u64,
+    latencies: Vec<Duration>,
+    qualities: Vec<(f64, u8)>,
+    next_frame: Instant,
+}
+
+impl Sim {
+    fn new(fps: u32, rate: impl Fn(f64) -> f64 + 'static) -> Sim {
+        let now = Instant::now();
+        Sim {
+            now,
+            start: now,
+            rate: Box::new(rate),
+            fps,
+            unsent: 0.0,
+            sent_total: 0.0,
+            slot: None,
+            queue: Default::default(),
+            delivered: 0,
+            dropped: 0,
+            latencies: Vec::new(),
+            qualities: Vec::new(),
+            next_frame: now,
+        }
+    }
+
+    fn secs(&self) -> f64 {
+        self.now.duration_since(self.start).as_secs_f64()
+    }
+
+    /// Runs `secs` of simulated time in 1 ms steps.
+    fn run(&mut self, qc: &mut QualityControl, secs: f64) {
+        let step = Duration::from_millis(1);
+        let end = self.secs() + secs;
+        let mut seed = 7u32;
+        while self.secs() < end {
+            self.now += step;
+            // The link drains.
+            let mut budget = (self.rate)(self.secs()) * step.as_secs_f64();
+            self.unsent = (self.unsent - budget).max(0.0);
+            while let Some((t, left)) = self.queue.front_mut() {
+                if *left <= budget {
+                    budget -= *left;
+                    self.latencies.push(self.now.duration_since(*t));
+                    self.delivered += 1;
+                    self.queue.pop_front();
+                } else {
+                    *left -= budget;
+                    break;
+                }
+            }
+            // The camera.
+            if self.now >= self.next_frame {
+                self.next_frame += Duration::from_secs(1) / self.fps;
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let noise = 0.9 + 0.2 * f64::from(seed >> 16) / 65536.0;
+                let bytes = FRAME_AT_80 * size_ratio(80, qc.quality()) * noise;
+                if self.slot.replace((self.now, bytes as usize)).is_some() {
+                    self.dropped += 1;
+                }
+            }
+            // The session: the flow control's unsent bound.
+            if let Some((t, bytes)) = self.slot {
+                if self.unsent <= (bytes as f64 / 2.0).max(16_384.0) {
+                    self.slot = None;
+                    self.unsent += bytes as f64;
+                    self.sent_total += bytes as f64;
+                    self.queue.push_back((t, bytes as f64));
+                    qc.on_frame_sent(bytes, qc.quality());
+                } else {
+                    qc.on_blocked();
+                }
+            }
+            qc.on_sample(
+                self.now,
+                (self.sent_total - self.unsent) as u64,
+                self.unsent as usize,
+            );
+            if let Some(q) = qc.poll(self.now) {
+                self.qualities.push((self.secs(), q));
+            }
+        }
+    }
+
+    /// Delivered frames per second and the p99 latency since `from` counts.
+    fn since(&self, delivered_before: u64, lat_before: usize, secs: f64) -> (f64, Duration) {
+        let fps = (self.delivered - delivered_before) as f64 / secs;
+        let mut l: Vec<Duration> = self.latencies[lat_before..].to_vec();
+        l.sort();
+        let p99 = l.get(l.len() * 99 / 100).copied().unwrap_or_default();
+        (fps, p99)
+    }
+}
+
+const MBIT: f64 = 1e6 / 8.0;
+
+#[test]
+fn a_slow_link_settles_below_the_configured_quality_and_delivers_most_frames() {
+    let mut sim = Sim::new(30, |_| 4.0 * MBIT);
+    let mut qc = QualityControl::new(AdaptMode::Quality, 80, 30, 30, sim.now);
+    sim.run(&mut qc, 20.0);
+    let (d0, l0, c0) = (sim.delivered, sim.latencies.len(), qc.changes());
+    sim.run(&mut qc, 60.0);
+    let (fps, p99) = sim.since(d0, l0, 60.0);
+    assert!(fps >= 27.0, "{fps:.1} frames/s delivered");
+    assert!(p99 <= Duration::from_millis(150), "p99 {p99:?}");
+    assert!((30..80).contains(&qc.quality()), "quality {}", qc.quality());
+    let changes = qc.changes() - c0;
+    assert!(
+        changes <= 6,
+        "{changes} quality changes in a steady minute: {:?}",
+        sim.qualities
+    );
+
+    // Without it, the same link delivers about half the frames.
+    let mut sim = Sim::new(30, |_| 4.0 * MBIT);
+    let mut off = QualityControl::new(AdaptMode::Off, 80, 30, 30, sim.now);
+    sim.run(&mut off, 20.0);
+    let (d0, l0) = (sim.delivered, sim.latencies.len());
+    sim.run(&mut off, 60.0);
+    let (fps_off, _) = sim.since(d0, l0, 60.0);
+    assert!(fps_off < 20.0, "off: {fps_off:.1} frames/s");
+    assert_eq!(off.quality(), 80);
+}
+
+#[test]
+fn a_fast_link_keeps_the_configured_quality() {
+    let mut sim = Sim::new(30, |_| 200.0 * MBIT);
+    let mut qc = QualityControl::new(AdaptMode::Quality, 80, 30, 30, sim.now);
+    sim.run(&mut qc, 30.0);
+    assert_eq!(qc.quality(), 80);
+    assert_eq!(qc.changes(), 0, "{:?}", sim.qualities);
+    assert!(sim.dropped <= 1);
+}
+
+#[test]
+fn one_blocked_frame_is_not_congestion() {
+    let now = Instant::now();
+    let mut qc = QualityControl::new(AdaptMode::Quality, 80, 30, 30, now);
+    qc.on_frame_sent(37_500, 80);
+    qc.on_blocked();
+    let mut t = now;
+    for _ in 0..20 {
+        t += PERIOD;
+        qc.on_frame_sent(37_500, 80);
+        assert_eq!(qc.poll(t), None);
+    }
+    assert_eq!(qc.quality(), 80);
+}
+
+#[test]
+fn the_quality_returns_when_the_link_recovers() {
+    // 8 → 2 → 8 Mbit/s every 20 s, 15 frames/s: 8 Mbit/s carries quality 80.
+    let mut sim = Sim::new(15, |t| {
+        if (20.0..40.0).contains(&t) {
+            2.0 * MBIT
+        } else {
+            8.0 * MBIT
+        }
+    });
+    let mut qc = QualityControl::new(AdaptMode::Quality, 80, 20, 15, sim.now);
+    sim.run(&mut qc, 20.0);
+    assert_eq!(qc.quality(), 80);
+    sim.run(&mut qc, 20.0);
+    assert!(qc.quality() < 60, "2 Mbit/s: quality {}", qc.quality());
+    sim.run(&mut qc, 10.0);
+    assert_eq!(qc.quality(), 80, "10 s after recovery: {:?}", sim.qualities);
+}
+
+#[test]
+fn below_the_floor_the_frame_rate_gives_way() {
+    let mut sim = Sim::new(30, |_| 1.0 * MBIT);
+    let mut qc = QualityControl::new(AdaptMode::Quality, 80, 60, 30, sim.now);
+    sim.run(&mut qc, 30.0);
+    assert_eq!(qc.quality(), 60);
+    assert!(sim.dropped > 100, "{} dropped", sim.dropped);
+}
+
+#[test]
+fn modes_parse_and_configure() {
+    for m in [AdaptMode::Quality, AdaptMode::Fps, AdaptMode::Off] {
+        assert_eq!(AdaptMode::parse(m.name()), Some(m));
+    }
+    assert_eq!(AdaptMode::parse("bitrate"), None);
+    let mut qc = QualityControl::new(AdaptMode::Quality, 80, 30, 30, Instant::now());
+    qc.configure(AdaptMode::Off, 70, 30, 30);
+    assert_eq!(qc.quality(), 70);
+}
