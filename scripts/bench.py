@@ -8,6 +8,7 @@ network namespaces it creates (zcb-cam, zcb-relay) are deleted at the end.
 
 import datetime
 import json
+import threading
 import os
 import platform
 import re
@@ -191,7 +192,7 @@ class Rig:
     """A relay plus one camera streaming to it (optionally in namespaces)."""
 
     def __init__(self, source="pattern", size="1280x720", fps=30, relay_ns=None, cam_ns=None,
-                 relay_host="127.0.0.1", cam_args=()):
+                 relay_host="127.0.0.1", cam_args=(), stats_interval=5):
         self.port = free_port() if relay_ns is None else 18080
         self.hp = f"{relay_host}:{self.port}"
         self.relay_ns = relay_ns
@@ -205,7 +206,7 @@ class Rig:
         self.cam_log = open(self.cam_log_path, "w")
         self.cam = spawn([ZEROCAM, "stream", "--relay", f"ws://{self.hp}/ingest/bench",
                           "--camera", "bench", "--token", TOKEN, "--source", source,
-                          "--size", size, "--fps", str(fps), "--stats-interval", "5",
+                          "--size", size, "--fps", str(fps), "--stats-interval", str(stats_interval),
                           "--log-level", "info", *cam_args], netns=cam_ns,
                          stdout=self.cam_log, stderr=subprocess.STDOUT)
         end = time.time() + 20
@@ -559,6 +560,104 @@ def part_latency():
     emit("\n".join(lines) + "\n")
 
 
+def camera_qualities(path):
+    """(seconds since the first, encoding quality) of every stats line in a camera log."""
+    out, t0 = [], None
+    for line in open(path):
+        m = re.match(r"(\d+):(\d+):(\d+\.\d+) INFO +stats: .*", line)
+        if not m or "paused" in line:
+            continue
+        t = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+        t0 = t if t0 is None else t0
+        q = re.search(r", q (\d+)/(\d+)", line)
+        out.append((t - t0, int(q.group(1)) if q else None))
+    return out
+
+
+def part_adapt():
+    """relay.adapt = quality against off on shaped links, natural-looking frames."""
+    if os.geteuid() != 0:
+        emit("### Fitting the link: relay.adapt\n\n(Needs root for `ip netns`/`tc`; skipped.)\n")
+        return
+    secs = 15 if QUICK else 40
+    settle = 8 if QUICK else 15
+    lines = ["### Fitting the link: `relay.adapt = \"quality\"` against `\"off\"`\n",
+             f"The camera streams `--source pattern:scene` (frames of a real picture's size) from one "
+             f"network namespace to a relay in another over a shaped uplink; one WebSocket viewer on "
+             f"the relay's side. Each row: {settle} s to settle, then {secs} s measured. Latency is "
+             f"capture (COM `ts`) → viewer receipt; quality is the camera's encoding quality at the "
+             f"end (its stats line); frame size is bytes over frames at the viewer.\n",
+             "| link | camera | adapt | frames/s at viewer | p50 ms | p99 ms | quality | mean frame |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for size, fps, rate in (("640x480", 30, "4mbit"), ("1280x720", 30, "8mbit")):
+        for mode in ("quality", "off"):
+            log(f"adapt: {size}@{fps} on {rate}, {mode}")
+            shaper = netns_up(rate)
+            try:
+                rig = Rig(source="pattern:scene", size=size, fps=fps, relay_ns=NS_RELAY,
+                          cam_ns=NS_CAM, relay_host="10.77.0.2", cam_args=("--adapt", mode),
+                          stats_interval=1)
+                try:
+                    v = rig.view("ws", 1, secs, warmup=settle)
+                    qs = camera_qualities(rig.cam_log_path)
+                finally:
+                    rig.close()
+            finally:
+                netns_down()
+            q = next((q for _, q in reversed(qs)), None)
+            frame_kb = v["mbyte_s"] * 1e3 / max(v["fps_mean"], 0.1)
+            lines.append(f"| {rate}, {shaper} | "
+                         f"{size.replace('x', '×')} at {fps} | {mode} | {v['fps_mean']:.1f} | "
+                         f"{v['lat_p50_ms']:.0f} | {v['lat_p99_ms']:.0f} | {q if q else 80} | "
+                         f"{frame_kb:.0f} kB |")
+    # A link that steps 8 → 2 → 8 Mbit/s every 20 s.
+    log("adapt: 8 → 2 → 8 Mbit/s steps")
+    netns_up("8mbit")
+    try:
+        rig = Rig(source="pattern:scene", size="640x480", fps=30, relay_ns=NS_RELAY, cam_ns=NS_CAM,
+                  relay_host="10.77.0.2", cam_args=("--adapt", "quality"), stats_interval=1)
+        steps = []
+        def shape(rate):
+            tc = ["ip", "netns", "exec", NS_CAM, "tc", "qdisc", "change", "dev", "zcb-c", "root"]
+            if subprocess.run(tc + ["netem", "rate", rate, "delay", "10ms", "limit", "1000"],
+                              capture_output=True).returncode != 0:
+                subprocess.run(tc + ["tbf", "rate", rate, "burst", "16kb", "latency", "1s"],
+                               capture_output=True)
+            steps.append((time.time(), rate))
+        def on_window(edge):
+            if edge == "start":
+                threading.Timer(20, shape, ("2mbit",)).start()
+                threading.Timer(40, shape, ("8mbit",)).start()
+        try:
+            v = rig.view("ws", 1, 60, warmup=5, on_window=on_window)
+            qs = camera_qualities(rig.cam_log_path)
+        finally:
+            rig.close()
+    finally:
+        netns_down()
+    lines.append("")
+    lines.append(f"A link stepping 8 → 2 → 8 Mbit/s every 20 s (640×480 at 30, adapt = quality): "
+                 f"{v['fps_mean']:.1f} frames/s at the viewer, p99 {v['lat_p99_ms']:.0f} ms, the "
+                 f"oldest frame a viewer saw {v['lat_max_ms']:.0f} ms old. Quality over time "
+                 f"(camera stats, one a second): "
+                 + ", ".join(f"{t:.0f} s: {q or 80}" for t, q in qs[::4]) + ".")
+    # Loopback: nothing to adapt to.
+    for mode in ("quality", "off"):
+        log(f"adapt: loopback, {mode}")
+        rig = Rig(source="pattern:scene", size="1280x720", fps=30, cam_args=("--adapt", mode),
+                  stats_interval=1)
+        try:
+            v = rig.view("ws", 1, secs, warmup=5)
+            qs = camera_qualities(rig.cam_log_path)
+        finally:
+            rig.close()
+        lines.append("")
+        lines.append(f"Loopback, 1280×720 at 30, adapt = {mode}: {v['fps_mean']:.1f} frames/s, p50 "
+                     f"{v['lat_p50_ms']:.0f} ms, p99 {v['lat_p99_ms']:.0f} ms; stats lines with the "
+                     f"quality below 80: {sum(1 for _, q in qs if q)} of {len(qs)}.")
+    emit("\n".join(lines) + "\n")
+
+
 def stats_tail(line):
     m = re.search(r"stats: (.*)", line)
     return f"`{m.group(1)}`" if m else "(no stats line)"
@@ -753,7 +852,7 @@ def main():
         for name, fn in (("encode", part_encode), ("quality", part_quality),
                          ("instr", part_instructions),
                          ("arm", part_arm), ("cost", part_cost), ("threads", part_threads),
-                         ("latency", part_latency),
+                         ("latency", part_latency), ("adapt", part_adapt),
                          ("fanout", part_fanout), ("cluster", part_cluster)):
             if want(name):
                 t = time.time()

@@ -38,7 +38,7 @@ impl Controls {
             fps: AtomicU32::new(fps),
             quality: AtomicU8::new(quality),
             adapt: AtomicU8::new(AdaptMode::Quality as u8),
-            min_quality: AtomicU8::new(quality.min(30)),
+            min_quality: AtomicU8::new(quality.min(20)),
             link_quality: AtomicU8::new(0),
             link_kbit_s: AtomicU32::new(0),
             shutdown: AtomicBool::new(false),

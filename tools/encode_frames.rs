@@ -3,7 +3,7 @@
 //! (`--profile pi`) and run under `qemu-arm -cpu arm1176` with a counting
 //! plugin, twice with different N so that start-up cancels out.
 //!
-//! usage: encode_frames encode|reference|copy|passthrough FRAME.yuyv WxH N [yu12]
+//! usage: encode_frames encode|reference|copy|passthrough FRAME.yuyv WxH [yu12] N
 //!
 //! - `encode`: YUYV → JPEG with the COM segment, as for a YUYV camera
 //!   (zerocam's own encoder, `encode::yuvjpeg`);
@@ -38,10 +38,10 @@ fn run() -> Result<String, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (mode, file, size, n, yu12) = match args.as_slice() {
         [mode, file, size, n] => (mode, file, size, n, false),
-        [mode, file, size, n, f] if f == "yu12" => (mode, file, size, n, true),
+        [mode, file, size, f, n] if f == "yu12" => (mode, file, size, n, true),
         _ => {
             return Err(
-                "usage: encode_frames encode|reference|copy|passthrough FRAME.yuyv WxH N [yu12]"
+                "usage: encode_frames encode|reference|copy|passthrough FRAME.yuyv WxH [yu12] N"
                     .into(),
             );
         }

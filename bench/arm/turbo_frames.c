@@ -4,7 +4,7 @@
  * (repacked to planar I420 inside the loop, its cheapest input; quality
  * 80, 4:2:0), through the TurboJPEG 3 API.
  *
- * usage: turbo_frames FRAME.yuyv WIDTH HEIGHT N [i420]
+ * usage: turbo_frames FRAME.yuyv WIDTH HEIGHT [i420] N
  *
  * With i420 the repack happens once, before the loop: the frame is then
  * planar YU12 as rpicam-vid delivers it, and only the compression counts.
@@ -37,12 +37,12 @@ static void repack(const unsigned char *yuyv, int w, int h, unsigned char *y,
 
 int main(int argc, char **argv)
 {
-    int planar = argc == 6 && argv[5][0] == 'i';
+    int planar = argc == 6 && argv[4][0] == 'i';
     if (argc != 5 && !planar) {
-        fprintf(stderr, "usage: turbo_frames FRAME.yuyv WIDTH HEIGHT N [i420]\n");
+        fprintf(stderr, "usage: turbo_frames FRAME.yuyv WIDTH HEIGHT [i420] N\n");
         return 2;
     }
-    int w = atoi(argv[2]), h = atoi(argv[3]), n = atoi(argv[4]);
+    int w = atoi(argv[2]), h = atoi(argv[3]), n = atoi(argv[argc - 1]);
     if (w <= 0 || h <= 0 || w % 2 || h % 2 || n < 0) {
         fprintf(stderr, "turbo_frames: bad size or count\n");
         return 2;

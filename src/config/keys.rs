@@ -118,7 +118,7 @@ pub const KEYS: &[Key] = &[
     key("source.quality", Whole(80), "JPEG quality (for sources zerocam encodes)")
         .flag("--quality Q")
         .range(QUALITY.0, QUALITY.1),
-    key("source.min_quality", Whole(30), "the lowest JPEG quality `relay.adapt = \"quality\"` may choose; below it the frame rate gives way")
+    key("source.min_quality", Whole(20), "the lowest JPEG quality `relay.adapt = \"quality\"` may choose; below it the frame rate gives way")
         .flag("--min-quality Q")
         .range(QUALITY.0, QUALITY.1),
     key("source.format", Note("zerocam's pick"), "V4L2 pixel format to capture: `MJPG`, `YUYV`, `NV12` or `YU12`; for `exec:` sources, what the program writes")
