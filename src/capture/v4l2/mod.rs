@@ -192,12 +192,17 @@ impl V4l2Source {
         let offers = offers(&dev).map_err(at("listing formats"))?;
         let choice: Choice = mode::choose_in(&offers, format, width, height, fps)
             .map_err(|e| SourceError::new(Kind::NoFormat, format!("{}: {e}", caps.card)))?;
+        // The reason can be long; a console line cannot (probe shows it).
         log::info!(
-            "{} ({}, {}): requesting {choice}",
+            "{} ({}): requesting {} {}x{} @ {} fps",
             path.display(),
             caps.card,
-            caps.driver
+            mode::fourcc_str(&choice.fourcc),
+            choice.width,
+            choice.height,
+            choice.fps
         );
+        log::debug!("{}: {}", path.display(), choice.reason);
         let want = Format::new(choice.width, choice.height, FourCC::new(&choice.fourcc));
         let got = dev.set_format(&want).map_err(at("setting the format"))?;
         let Some((_, format)) = mode::supported(&got.fourcc.repr) else {
