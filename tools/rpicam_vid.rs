@@ -38,6 +38,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
         };
         match a.as_str() {
             "-n" | "--nopreview" => {}
+            // Also the boot test's broken update: it passes deploy's
+            // `--version` check and then exits at start.
+            "--version" => {
+                println!("rpicam-vid (zerocam test stand-in)");
+                std::process::exit(0);
+            }
             "-t" | "--timeout" => {
                 let ms: u64 = value(a)?.parse().map_err(|_| "-t takes milliseconds")?;
                 o.timeout = (ms > 0).then(|| Duration::from_millis(ms));

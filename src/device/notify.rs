@@ -203,6 +203,33 @@ pub fn status_text(link: LinkState) -> &'static str {
     }
 }
 
+/// The mark `scripts/deploy` leaves after installing a new binary, in the
+/// unit's `StateDirectory` (`/var/lib/zerocam`): `deploy/zerocam-rollback`
+/// restores the previous binary while it is there after 3 starts.
+pub const UPDATE_PENDING: &str = "update-pending";
+
+/// This binary reached its relay: an update that got this far stays. Removes
+/// the mark when systemd gave a state directory (`$STATE_DIRECTORY`) and the
+/// mark is there; says so once. Elsewhere it does nothing.
+pub fn confirm_update() {
+    let Some(dir) = std::env::var_os("STATE_DIRECTORY") else {
+        return;
+    };
+    // A list when the unit names several directories: ours is the first.
+    let dir = dir
+        .to_string_lossy()
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let mark = std::path::Path::new(&dir).join(UPDATE_PENDING);
+    match std::fs::remove_file(&mark) {
+        Ok(()) => log::info!("update confirmed: this binary reached its relay"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => log::warn!("cannot clear {}: {e}", mark.display()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

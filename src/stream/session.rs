@@ -91,6 +91,9 @@ pub fn run(cfg: &Config, pipeline: Arc<Pipeline>) -> anyhow::Result<()> {
                     p.counters.reconnects.fetch_add(1, Ordering::Relaxed);
                 }
                 log::info!("connected to {shown}");
+                if connections == 1 {
+                    crate::device::notify::confirm_update();
+                }
                 log::debug!("{shown}: {addr}, {}", relay.protocol);
                 rotation.connected(i);
                 let since = Instant::now();
