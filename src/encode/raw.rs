@@ -308,19 +308,29 @@ pub(crate) mod tests {
 
     /// Builds a frame of `format` with `pad` extra bytes per first-plane line.
     pub(crate) fn make(format: RawFormat, w: usize, h: usize, pad: usize) -> (Vec<u8>, usize) {
+        make_with(format, w, h, pad, |x, y| smooth(x, y, w, h))
+    }
+
+    /// [`make`] with the picture `px(x, y) -> (Y, U, V)`: chroma is taken at
+    /// the even pixel of each pair (and, for 4:2:0, the even row). Padding
+    /// bytes are 0xEE, which must never show.
+    pub(crate) fn make_with(
+        format: RawFormat,
+        w: usize,
+        h: usize,
+        pad: usize,
+        px: impl Fn(usize, usize) -> (u8, u8, u8),
+    ) -> (Vec<u8>, usize) {
         let stride = w * format.bytes_per_pixel() + pad;
         let mut data = vec![0xEEu8; format.frame_len(stride, h).unwrap()];
         for y in 0..h {
             for x in 0..w {
-                let (yy, u, v) = smooth(x, y, w, h);
+                let (yy, u, v) = px(x, y);
                 match format {
                     RawFormat::Yuyv => {
-                        let at = y * stride + x * 2;
-                        data[at] = yy;
-                        data[at + 1] = if x % 2 == 0 { u } else { v };
-                        if x % 2 == 1 {
-                            data[at - 1] = smooth(x - 1, y, w, h).1;
-                        }
+                        let (_, u, v) = px(x & !1, y);
+                        data[y * stride + 2 * x] = yy;
+                        data[y * stride + 2 * x + 1] = if x % 2 == 0 { u } else { v };
                     }
                     RawFormat::Nv12 => {
                         data[y * stride + x] = yy;

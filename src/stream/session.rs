@@ -518,7 +518,7 @@ impl<'a> Connection<'a> {
         let delivered = self.frame_bytes.saturating_sub(unsent as u64);
         self.adapt.on_sample(now, delivered, unsent);
         let before = self.adapt.quality();
-        if self.adapt.poll(now).is_some() || before != self.adapt.quality() {
+        if self.adapt.poll(now).is_some() {
             log::debug!(
                 "link: quality {before} -> {} ({:.1} Mbit/s measured)",
                 self.adapt.quality(),

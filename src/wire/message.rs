@@ -217,34 +217,26 @@ pub fn parse_set(payload: &Value) -> Result<Command, CommandError> {
         .as_object()
         .ok_or_else(|| CommandError::Invalid("set: payload is not an object".into()))?;
     let mut set = SetCommand::default();
-    match obj.get("fps").filter(|v| !v.is_null()).map(check_fps) {
-        None => {}
-        Some(Ok(n)) => set.fps = Some(n),
-        Some(Err(why)) => set.rejected.push(why),
+    // A field that is absent or null is not asked for; an invalid one is
+    // refused with its reason, and the rest still applies.
+    fn take<T>(
+        obj: &Map<String, Value>,
+        key: &str,
+        check: fn(&Value) -> Result<T, String>,
+        rejected: &mut Vec<String>,
+    ) -> Option<T> {
+        match obj.get(key).filter(|v| !v.is_null()).map(check)? {
+            Ok(v) => Some(v),
+            Err(why) => {
+                rejected.push(why);
+                None
+            }
+        }
     }
-    match obj
-        .get("quality")
-        .filter(|v| !v.is_null())
-        .map(check_quality)
-    {
-        None => {}
-        Some(Ok(n)) => set.quality = Some(n),
-        Some(Err(why)) => set.rejected.push(why),
-    }
-    match obj.get("adapt").filter(|v| !v.is_null()).map(check_adapt) {
-        None => {}
-        Some(Ok(a)) => set.adapt = Some(a),
-        Some(Err(why)) => set.rejected.push(why),
-    }
-    match obj
-        .get("min_quality")
-        .filter(|v| !v.is_null())
-        .map(check_min_quality)
-    {
-        None => {}
-        Some(Ok(n)) => set.min_quality = Some(n),
-        Some(Err(why)) => set.rejected.push(why),
-    }
+    set.fps = take(obj, "fps", check_fps, &mut set.rejected);
+    set.quality = take(obj, "quality", check_quality, &mut set.rejected);
+    set.adapt = take(obj, "adapt", check_adapt, &mut set.rejected);
+    set.min_quality = take(obj, "min_quality", check_min_quality, &mut set.rejected);
     match obj.get("controls") {
         None | Some(Value::Null) => {}
         Some(Value::Object(c)) => {

@@ -32,78 +32,31 @@ impl Layout {
     pub fn of(img: &RawImage<'_>) -> Layout {
         let (w, h, s) = (img.width as usize, img.height as usize, img.stride);
         let (cw, ch) = (w / 2, h / 2);
+        let plane = |base, stride, step, width, height| Plane {
+            base,
+            stride,
+            step,
+            width,
+            height,
+        };
         match img.format {
+            // Chroma rows are the image's rows; the fetch sums 2y and 2y + 1.
             RawFormat::Yuyv => Layout {
-                y: Plane {
-                    base: 0,
-                    stride: s,
-                    step: 2,
-                    width: w,
-                    height: h,
-                },
-                // Chroma rows are the image's rows; the fetch sums 2y, 2y+1.
-                cb: Plane {
-                    base: 1,
-                    stride: s,
-                    step: 4,
-                    width: cw,
-                    height: ch,
-                },
-                cr: Plane {
-                    base: 3,
-                    stride: s,
-                    step: 4,
-                    width: cw,
-                    height: ch,
-                },
+                y: plane(0, s, 2, w, h),
+                cb: plane(1, s, 4, cw, ch),
+                cr: plane(3, s, 4, cw, ch),
                 chroma_rows_summed: true,
             },
             RawFormat::Nv12 => Layout {
-                y: Plane {
-                    base: 0,
-                    stride: s,
-                    step: 1,
-                    width: w,
-                    height: h,
-                },
-                cb: Plane {
-                    base: s * h,
-                    stride: s,
-                    step: 2,
-                    width: cw,
-                    height: ch,
-                },
-                cr: Plane {
-                    base: s * h + 1,
-                    stride: s,
-                    step: 2,
-                    width: cw,
-                    height: ch,
-                },
+                y: plane(0, s, 1, w, h),
+                cb: plane(s * h, s, 2, cw, ch),
+                cr: plane(s * h + 1, s, 2, cw, ch),
                 chroma_rows_summed: false,
             },
             RawFormat::Yu12 => Layout {
-                y: Plane {
-                    base: 0,
-                    stride: s,
-                    step: 1,
-                    width: w,
-                    height: h,
-                },
-                cb: Plane {
-                    base: s * h,
-                    stride: s / 2,
-                    step: 1,
-                    width: cw,
-                    height: ch,
-                },
-                cr: Plane {
-                    base: s * h + (s / 2) * ch,
-                    stride: s / 2,
-                    step: 1,
-                    width: cw,
-                    height: ch,
-                },
+                y: plane(0, s, 1, w, h),
+                cb: plane(s * h, s / 2, 1, cw, ch),
+                cr: plane(s * h + (s / 2) * ch, s / 2, 1, cw, ch),
                 chroma_rows_summed: false,
             },
         }

@@ -2,6 +2,7 @@
 //! through two independent decoders.
 
 use super::*;
+use crate::encode::raw::tests::make_with;
 use crate::encode::raw::{RawFormat, encode_reference};
 
 /// A natural-looking frame: gradients, texture and noise, so that every
@@ -22,40 +23,10 @@ fn scene(x: usize, y: usize, seed: u32) -> (u8, u8, u8) {
     (c(luma), c(u), c(v))
 }
 
-/// `format` at `w`×`h` with `pad` bytes of padding per first-plane line
-/// (filled with 0xEE, which must never show), and its (Y, U, V) reference
-/// with chroma as each format carries it.
+/// `format` at `w`×`h` with `pad` bytes of padding per first-plane line,
+/// showing [`scene`].
 fn frame(format: RawFormat, w: usize, h: usize, pad: usize, seed: u32) -> (Vec<u8>, usize) {
-    let stride = w * format.bytes_per_pixel() + pad;
-    let mut data = vec![0xEEu8; format.frame_len(stride, h).unwrap()];
-    for y in 0..h {
-        for x in 0..w {
-            let (yy, u, v) = scene(x, y, seed);
-            match format {
-                RawFormat::Yuyv => {
-                    data[y * stride + 2 * x] = yy;
-                    let (u, v) = (scene(x & !1, y, seed).1, scene(x & !1, y, seed).2);
-                    data[y * stride + 2 * x + 1] = if x % 2 == 0 { u } else { v };
-                }
-                RawFormat::Nv12 => {
-                    data[y * stride + x] = yy;
-                    if x % 2 == 0 && y % 2 == 0 {
-                        data[stride * h + (y / 2) * stride + x] = u;
-                        data[stride * h + (y / 2) * stride + x + 1] = v;
-                    }
-                }
-                RawFormat::Yu12 => {
-                    data[y * stride + x] = yy;
-                    if x % 2 == 0 && y % 2 == 0 {
-                        let cs = stride / 2;
-                        data[stride * h + (y / 2) * cs + x / 2] = u;
-                        data[stride * h + cs * (h / 2) + (y / 2) * cs + x / 2] = v;
-                    }
-                }
-            }
-        }
-    }
-    (data, stride)
+    make_with(format, w, h, pad, |x, y| scene(x, y, seed))
 }
 
 fn image<'a>(format: RawFormat, w: usize, h: usize, stride: usize, data: &'a [u8]) -> RawImage<'a> {
