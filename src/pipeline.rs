@@ -13,6 +13,20 @@ use crate::config::{AdaptMode, SourceConfig, SourceKind};
 use crate::slot::{Slot, Waker};
 use crate::wire::message::ControlValue;
 
+/// What puts the JPEG quality into the frames, as the capture thread found
+/// at the source's last open: where there is none, following the link
+/// (`relay.adapt = "quality"`) falls back to the frame rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum QualityKnob {
+    /// zerocam's encoder (software or the hardware M2M one).
+    Encoder = 0,
+    /// The camera's own JPEG quality control (MJPEG passed through).
+    CameraControl = 1,
+    /// Nothing: the camera's JPEG passes through as it made it.
+    None = 2,
+}
+
 /// Settings the relay can change while streaming (`pause`, `resume`, `set`).
 #[derive(Debug)]
 pub struct Controls {
@@ -28,6 +42,8 @@ pub struct Controls {
     link_quality: AtomicU8,
     /// The link's measured rate in kbit/s (0: not measured).
     link_kbit_s: AtomicU32,
+    /// [`QualityKnob`] as u8.
+    knob: AtomicU8,
     shutdown: AtomicBool,
 }
 
@@ -41,6 +57,7 @@ impl Controls {
             min_quality: AtomicU8::new(quality.min(20)),
             link_quality: AtomicU8::new(0),
             link_kbit_s: AtomicU32::new(0),
+            knob: AtomicU8::new(QualityKnob::Encoder as u8),
             shutdown: AtomicBool::new(false),
         }
     }
@@ -90,6 +107,24 @@ impl Controls {
     }
     pub fn set_adapt(&self, mode: AdaptMode) {
         self.adapt.store(mode as u8, Ordering::Relaxed)
+    }
+    pub fn quality_knob(&self) -> QualityKnob {
+        match self.knob.load(Ordering::Relaxed) {
+            x if x == QualityKnob::CameraControl as u8 => QualityKnob::CameraControl,
+            x if x == QualityKnob::None as u8 => QualityKnob::None,
+            _ => QualityKnob::Encoder,
+        }
+    }
+    pub fn set_quality_knob(&self, knob: QualityKnob) {
+        self.knob.store(knob as u8, Ordering::Relaxed)
+    }
+    /// What follows the link in fact: `relay.adapt`, except that quality
+    /// falls back to the frame rate when nothing can change the quality.
+    pub fn effective_adapt(&self) -> AdaptMode {
+        match (self.adapt(), self.quality_knob()) {
+            (AdaptMode::Quality, QualityKnob::None) => AdaptMode::Fps,
+            (mode, _) => mode,
+        }
     }
     pub fn min_quality(&self) -> u8 {
         self.min_quality.load(Ordering::Relaxed)

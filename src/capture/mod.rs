@@ -1,6 +1,7 @@
 //! The capture stage: where frames come from (V4L2 or the test pattern),
 //! and the thread that turns them into JPEG frames in the pipeline's slot.
 
+pub mod camera_quality;
 pub mod exec;
 pub mod mode;
 pub mod pattern;
@@ -19,8 +20,9 @@ use crate::backoff::Backoff;
 use crate::config::{BackoffConfig, ConfigError, SourceConfig, SourceKind};
 pub use crate::encode::stage::{FrameData, Granted, SourceFormat, SourceFrame};
 
+use self::camera_quality::CameraQuality;
 use crate::encode::stage::{HwOpener, Stage, open_m2m};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, QualityKnob};
 use crate::wire::controls::NO_CONTROLS;
 use crate::wire::message::ControlValue;
 
@@ -328,11 +330,12 @@ pub(crate) fn run_with(
             g.fps
         );
         p.set_source_info(g.info());
+        let mut camera_quality = quality_knob(p, cfg, &g, src.as_mut());
         let lent = src.export_buffers();
         if !stage.choose_encoder(p, cfg, &g, lent, open_hw) {
             break;
         }
-        let result = pump(&mut stage, p, src.as_mut());
+        let result = pump(&mut stage, p, src.as_mut(), &mut camera_quality);
         // The encoder may hold the source's buffers (DMABUF): it goes first.
         stage.drop_hardware();
         drop(src);
@@ -362,6 +365,63 @@ pub(crate) fn run_with(
     }
     p.health.set_source_ok(false);
     log::debug!("capture stopped");
+}
+
+/// What will carry the JPEG quality (and so follow the link) for this
+/// source, said once per open: the encoder for raw frames; for a camera's
+/// own JPEG, its quality control where the driver has one, else nothing
+/// (the frame rate gives way on a slow link).
+fn quality_knob(
+    p: &Pipeline,
+    cfg: &SourceConfig,
+    g: &Granted,
+    src: &mut dyn FrameSource,
+) -> Option<CameraQuality> {
+    if g.format != SourceFormat::Mjpeg {
+        p.controls.set_quality_knob(QualityKnob::Encoder);
+        return None;
+    }
+    let found = CameraQuality::find(&src.controls());
+    match &found {
+        Some(q) => {
+            let (min, max) = q.range();
+            log::info!(
+                "source {}: JPEG from the camera: quality (and following the link) through its compression quality control ({min}-{max})",
+                cfg.kind
+            );
+            p.controls.set_quality_knob(QualityKnob::CameraControl);
+        }
+        None => {
+            log::info!(
+                "source {}: JPEG from the camera, which has no quality control: on a slow link the frame rate gives way",
+                cfg.kind
+            );
+            p.controls.set_quality_knob(QualityKnob::None);
+        }
+    }
+    found
+}
+
+/// Sets the camera's JPEG quality control to the encode quality when that
+/// changed (the configured quality, or less while the link needs less). A
+/// refusal ends its use until the next open.
+fn follow_quality(p: &Pipeline, src: &mut dyn FrameSource, knob: &mut Option<CameraQuality>) {
+    let Some(q) = knob.as_mut() else {
+        return;
+    };
+    let Some((id, v)) = q.due(p.controls.encode_quality()) else {
+        return;
+    };
+    match src.set_control(id, v) {
+        Ok(()) => log::debug!("camera JPEG quality set to {v}"),
+        Err(e) => {
+            log::warn!(
+                "the camera refused JPEG quality {v}: {e}; on a slow link the frame rate gives way instead"
+            );
+            *knob = None;
+            p.controls.set_quality_knob(QualityKnob::None);
+        }
+    }
 }
 
 /// A JPEG source's frames may not be the size it was asked for (a camera
@@ -400,7 +460,12 @@ enum Pumped {
 /// Takes frames from `src` into the encode stage until shutdown, a pause
 /// that stops the source, or a source error (`Err`): the live fps
 /// (decimation), pause, stale frames counted.
-fn pump(stage: &mut Stage, p: &Pipeline, src: &mut dyn FrameSource) -> io::Result<Pumped> {
+fn pump(
+    stage: &mut Stage,
+    p: &Pipeline,
+    src: &mut dyn FrameSource,
+    camera_quality: &mut Option<CameraQuality>,
+) -> io::Result<Pumped> {
     let paced = src.self_paced();
     let device_fps = src.granted().fps;
     // The size announced (hello, /cameras): what the frames really are.
@@ -420,6 +485,7 @@ fn pump(stage: &mut Stage, p: &Pipeline, src: &mut dyn FrameSource) -> io::Resul
         if !requests.is_empty() {
             apply_controls(p, src, requests);
         }
+        follow_quality(p, src, camera_quality);
         // The epoch before the frame: a pause from now on makes it stale.
         let epoch = p.slot.epoch();
         let Some(frame) = src.next_frame(fps)? else {

@@ -551,3 +551,146 @@ fn the_patterns_controls_are_checked_before_it_starts_and_exec_has_none() {
     assert!(check_controls(&dev).is_ok());
     assert!(crate::config::controls_checked_at_open(&dev));
 }
+
+/// A camera that makes its own JPEG, with or without a compression quality
+/// control; what zerocam sets on it is logged in `set`.
+struct JpegCam {
+    granted: Granted,
+    jpeg: Vec<u8>,
+    has_quality: bool,
+    set: Arc<std::sync::Mutex<Vec<i64>>>,
+}
+
+impl JpegCam {
+    fn new(has_quality: bool) -> (JpegCam, Arc<std::sync::Mutex<Vec<i64>>>) {
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 80)
+            .encode(&[90; 64 * 48 * 3], 64, 48, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        let set = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let cam = JpegCam {
+            granted: Granted {
+                format: SourceFormat::Mjpeg,
+                width: 64,
+                height: 48,
+                stride: 0,
+                fps: 100,
+                label: "mjpeg",
+            },
+            jpeg,
+            has_quality,
+            set: set.clone(),
+        };
+        (cam, set)
+    }
+}
+
+impl FrameSource for JpegCam {
+    fn granted(&self) -> &Granted {
+        &self.granted
+    }
+    fn self_paced(&self) -> bool {
+        true
+    }
+    fn controls(&mut self) -> Vec<crate::wire::controls::ControlInfo> {
+        if !self.has_quality {
+            return Vec::new();
+        }
+        vec![crate::wire::controls::ControlInfo {
+            name: "compression_quality".into(),
+            id: camera_quality::JPEG_COMPRESSION_QUALITY,
+            kind: crate::wire::controls::Kind::Integer {
+                min: 1,
+                max: 100,
+                step: 1,
+            },
+            default: 30,
+            value: self.set.lock().unwrap().last().copied().unwrap_or(30),
+            read_only: false,
+        }]
+    }
+    fn set_control(&mut self, id: u32, value: i64) -> io::Result<()> {
+        assert_eq!(id, camera_quality::JPEG_COMPRESSION_QUALITY);
+        self.set.lock().unwrap().push(value);
+        Ok(())
+    }
+    fn next_frame(&mut self, _fps: u32) -> io::Result<Option<SourceFrame<'_>>> {
+        std::thread::sleep(Duration::from_millis(5));
+        Ok(Some(SourceFrame {
+            captured_at_us: 1,
+            skipped: 0,
+            data: FrameData::Mjpeg(&self.jpeg),
+            dmabuf: None,
+        }))
+    }
+}
+
+/// Runs the capture loop on `cam`; `during` runs once frames flow.
+fn run_jpeg_cam(cam: JpegCam, during: impl FnOnce(&Pipeline)) -> Arc<Pipeline> {
+    let c = cfg(100);
+    let p = Pipeline::for_source(&c).unwrap();
+    let p2 = p.clone();
+    let cam = std::sync::Mutex::new(Some(cam));
+    let h = std::thread::spawn(move || {
+        let mut open = |_: &SourceConfig| -> Result<Box<dyn FrameSource + Send>, SourceError> {
+            match cam.lock().unwrap().take() {
+                Some(c) => Ok(Box::new(c)),
+                None => Err(SourceError::failed("opened twice")),
+            }
+        };
+        run(&p2, &c, &mut open);
+    });
+    take(&p);
+    during(&p);
+    p.controls.request_shutdown();
+    h.join().unwrap();
+    p
+}
+
+/// Waits (bounded) until `log` holds `want`.
+fn wait_for_sets(log: &std::sync::Mutex<Vec<i64>>, want: &[i64]) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while log.lock().unwrap().as_slice() != want {
+        assert!(
+            Instant::now() < end,
+            "camera quality set {:?}, not {want:?}",
+            log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_jpeg_camera_with_a_quality_control_follows_the_encode_quality() {
+    let (cam, set) = JpegCam::new(true);
+    let p = run_jpeg_cam(cam, |p| {
+        // The configured quality at open, once (not once per frame).
+        let q = i64::from(p.controls.quality());
+        wait_for_sets(&set, &[q]);
+        assert_eq!(p.controls.quality_knob(), QualityKnob::CameraControl);
+        assert_eq!(
+            p.controls.effective_adapt(),
+            crate::config::AdaptMode::Quality
+        );
+        // The link allows less: the camera is told; then it recovers.
+        p.controls.set_link(Some(35), None);
+        wait_for_sets(&set, &[q, 35]);
+        p.controls.set_link(None, None);
+        wait_for_sets(&set, &[q, 35, q]);
+        take(p);
+    });
+    assert_eq!(set.lock().unwrap().len(), 3);
+    assert!(p.counters.captured.load(Ordering::Relaxed) >= 2);
+}
+
+#[test]
+fn a_jpeg_camera_without_one_leaves_the_link_to_the_frame_rate() {
+    let (cam, set) = JpegCam::new(false);
+    run_jpeg_cam(cam, |p| {
+        assert_eq!(p.controls.quality_knob(), QualityKnob::None);
+        assert_eq!(p.controls.effective_adapt(), crate::config::AdaptMode::Fps);
+        p.controls.set_adapt(crate::config::AdaptMode::Off);
+        assert_eq!(p.controls.effective_adapt(), crate::config::AdaptMode::Off);
+    });
+    assert!(set.lock().unwrap().is_empty());
+}

@@ -115,7 +115,7 @@ pub const KEYS: &[Key] = &[
     key("source.fps", Whole(15), "frames per second")
         .flag("--fps N")
         .range(FPS.0, FPS.1),
-    key("source.quality", Whole(80), "JPEG quality (for sources zerocam encodes)")
+    key("source.quality", Whole(80), "JPEG quality: of what zerocam encodes, and of an MJPEG camera through its quality control where it has one")
         .flag("--quality Q")
         .range(QUALITY.0, QUALITY.1),
     key("source.min_quality", Whole(20), "the lowest JPEG quality `relay.adapt = \"quality\"` may choose; below it the frame rate gives way")

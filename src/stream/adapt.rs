@@ -121,6 +121,11 @@ impl QualityControl {
         self.quality
     }
 
+    /// What it adapts (set by [`QualityControl::configure`]).
+    pub fn mode(&self) -> AdaptMode {
+        self.mode
+    }
+
     /// The link's measured rate in bytes per second, once known.
     pub fn rate(&self) -> Option<f64> {
         self.rate

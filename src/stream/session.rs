@@ -347,7 +347,7 @@ impl<'a> Connection<'a> {
         };
         let ctl = &p.controls;
         let adapt = QualityControl::new(
-            ctl.adapt(),
+            ctl.effective_adapt(),
             ctl.quality(),
             ctl.min_quality(),
             ctl.fps(),
@@ -515,6 +515,15 @@ impl<'a> Connection<'a> {
     fn adapt_to_link(&mut self, now: Instant, unsent: Option<usize>) {
         let ctl = &self.p.controls;
         let unsent = unsent.unwrap_or(0);
+        // A reopened source may have brought or lost the quality knob.
+        if self.adapt.mode() != ctl.effective_adapt() {
+            self.adapt.configure(
+                ctl.effective_adapt(),
+                ctl.quality(),
+                ctl.min_quality(),
+                ctl.fps(),
+            );
+        }
         let delivered = self.frame_bytes.saturating_sub(unsent as u64);
         self.adapt.on_sample(now, delivered, unsent);
         let before = self.adapt.quality();
@@ -686,8 +695,12 @@ impl<'a> Connection<'a> {
                         ctl.min_quality()
                     );
                 }
-                self.adapt
-                    .configure(ctl.adapt(), ctl.quality(), ctl.min_quality(), ctl.fps());
+                self.adapt.configure(
+                    ctl.effective_adapt(),
+                    ctl.quality(),
+                    ctl.min_quality(),
+                    ctl.fps(),
+                );
                 if set.fps.is_some() || set.quality.is_some() {
                     log::info!("relay set fps {} quality {}", ctl.fps(), ctl.quality());
                 }
