@@ -8,7 +8,10 @@
 //!   socket during intervals when the kernel still held unsent bytes, over
 //!   the length of those intervals (each frame is a burst that drains at
 //!   the bottleneck's rate), smoothed. Idle time does not count, so a link
-//!   that carries everything reads as fast as it proved to be.
+//!   that carries everything reads as fast as it proved to be. Where the
+//!   kernel reports its own delivery rate (`TCP_INFO`, measured per ack),
+//!   that counts too: it sees each burst drain even when the session did
+//!   not look in between.
 //! - Congestion is frames held back (the flow control's gate closed while
 //!   a frame waited) in two decision periods in a row: one late ack or one
 //!   slow write is not a reason to react.
@@ -18,11 +21,14 @@
 //!   above the configured quality nor below the floor; below the floor the
 //!   frame rate gives way, as it does without adaptation.
 //! - Down at once on congestion; up when the measured capacity shows room
-//!   (a few steps of hysteresis; before any measurement, a probing step
-//!   after ten calm seconds). A quality that congested the link stays out
-//!   of reach for a while unless the capacity clearly grew, and the while
-//!   doubles each time it fails again, so a steady link settles instead of
-//!   oscillating.
+//!   (a few steps of hysteresis). A link is only measured while frames wait
+//!   in it: one whose frames drain between two looks of the session reads
+//!   no faster than the frames, so after calm seconds the controller also
+//!   probes a step up, with steps that double while probes succeed. A probe
+//!   that congests the link goes back at once and the next waits twice as
+//!   long (up to a minute), so a steady link settles instead of
+//!   oscillating; a quality that congested the link stays out of reach for
+//!   a while unless the capacity clearly grew.
 
 use std::time::{Duration, Instant};
 
@@ -34,8 +40,12 @@ pub const PERIOD: Duration = Duration::from_millis(500);
 const HEADROOM: f64 = 0.8;
 /// Quality steps when probing upward.
 const PROBE_STEP: u8 = 4;
-/// Calm needed before a blind probe upward, while no capacity is measured.
-const PROBE_AFTER: Duration = Duration::from_secs(10);
+/// Calm needed before a probe upward, at first.
+const PROBE_CALM: Duration = Duration::from_secs(2);
+/// A probe that congests the link within this long failed.
+const PROBE_JUDGE: Duration = Duration::from_secs(3);
+/// The largest probing step.
+const PROBE_STEP_MAX: u8 = 16;
 /// How long a quality that congested the link is left alone, at first.
 const HOLD_FIRST: Duration = Duration::from_secs(8);
 /// The longest such hold.
@@ -77,6 +87,8 @@ pub struct QualityControl {
     busy_bytes: u64,
     busy_secs: f64,
     last_sample: Option<(Instant, u64, usize)>,
+    /// The highest delivery rate the kernel reported since the last decision.
+    kernel_rate: Option<f64>,
     /// Mean frame size at `quality`, from the frames sent.
     frame_bytes: Option<f64>,
     last_decision: Instant,
@@ -88,6 +100,13 @@ pub struct QualityControl {
     /// the capacity measured then (a clearly faster link lifts it early).
     ceiling: Option<(u8, Instant, f64)>,
     hold: Duration,
+    /// The last probe up: when, and the quality before it.
+    probe: Option<(Instant, u8)>,
+    /// When the last probe failed (its queue still drains for a while).
+    probe_failed: Option<Instant>,
+    /// Calm needed before the next probe, and its step.
+    probe_wait: Duration,
+    probe_step: u8,
     changes: u64,
 }
 
@@ -104,6 +123,7 @@ impl QualityControl {
             busy_bytes: 0,
             busy_secs: 0.0,
             last_sample: None,
+            kernel_rate: None,
             frame_bytes: None,
             last_decision: now,
             blocked_now: 0,
@@ -112,6 +132,10 @@ impl QualityControl {
             calm_since: now,
             ceiling: None,
             hold: HOLD_FIRST,
+            probe: None,
+            probe_failed: None,
+            probe_wait: PROBE_CALM,
+            probe_step: PROBE_STEP,
             changes: 0,
         }
     }
@@ -173,13 +197,25 @@ impl QualityControl {
     }
 
     /// What the socket did: `delivered` bytes have left it in total on
-    /// this connection (sent − unsent), and `unsent` are still in the
-    /// kernel. Called whenever the session looks (every loop).
-    pub fn on_sample(&mut self, now: Instant, delivered: u64, unsent: usize) {
+    /// this connection (sent − unsent), `unsent` are still in the kernel,
+    /// and the kernel's own delivery rate in bytes per second, where it
+    /// reports one. Called whenever the session looks (every loop).
+    pub fn on_sample(
+        &mut self,
+        now: Instant,
+        delivered: u64,
+        unsent: usize,
+        kernel_rate: Option<f64>,
+    ) {
+        if let Some(k) = kernel_rate.filter(|k| k.is_finite() && *k > 0.0) {
+            self.kernel_rate = Some(self.kernel_rate.map_or(k, |m| m.max(k)));
+        }
         if let Some((t, d, u)) = self.last_sample {
-            // Busy since the last look: what left meanwhile left at the
-            // link's pace.
-            if u > 0 && delivered > d {
+            // Busy from the last look to this one: what left meanwhile left
+            // at the link's pace. (Busy at one end only, the link may have
+            // idled in between: that would read the link as slow as the
+            // frames.)
+            if u > 0 && unsent > 0 && delivered > d {
                 self.busy_bytes += delivered - d;
                 self.busy_secs += now.saturating_duration_since(t).as_secs_f64();
             }
@@ -194,10 +230,19 @@ impl QualityControl {
             return None;
         }
         self.last_decision = now;
-        // Busy long enough to mean something (a few ms of one burst would not).
-        if self.busy_secs >= 0.02 {
-            let sample = self.busy_bytes as f64 / self.busy_secs;
+        // Busy long enough to mean something (a few ms of one burst would
+        // not); the kernel's rate, where it is higher (it saw bursts the
+        // session's looks missed).
+        let busy = (self.busy_secs >= 0.02).then(|| self.busy_bytes as f64 / self.busy_secs);
+        let sample = match (busy, self.kernel_rate.take()) {
+            (Some(b), Some(k)) => Some(b.max(k)),
+            (b, k) => b.or(k),
+        };
+        if let Some(sample) = sample {
+            // Faster up than down: a link that recovered should be used
+            // soon; a slower one shows as congestion anyway.
             self.rate = Some(match self.rate {
+                Some(r) if sample > r => r + 2.0 * RATE_ALPHA * (sample - r),
                 Some(r) => r + RATE_ALPHA * (sample - r),
                 None => sample,
             });
@@ -220,8 +265,38 @@ impl QualityControl {
         let fit = self.fitting();
         if self.congested_periods >= 2 {
             self.congested_periods = 0;
-            self.back_off(now, fit);
+            match self.probe.take() {
+                // The probe was too much: back to where it came from, and
+                // wait longer before the next.
+                Some((at, from)) if now.saturating_duration_since(at) < PROBE_JUDGE => {
+                    self.hold_ceiling(now);
+                    self.set(from.max(self.min));
+                    self.probe_wait = (self.probe_wait * 2).min(HOLD_MAX);
+                    self.probe_step = PROBE_STEP;
+                    self.probe_failed = Some(now);
+                    self.calm_since = now;
+                }
+                _ => {
+                    self.back_off(now, fit);
+                    self.probe_step = PROBE_STEP;
+                    // The link got slower (not the tail of a failed
+                    // probe): probe again soon once it is calm.
+                    let tail = self
+                        .probe_failed
+                        .is_some_and(|t| now.saturating_duration_since(t) < 2 * PROBE_JUDGE);
+                    if !tail {
+                        self.probe_wait = PROBE_CALM;
+                    }
+                }
+            }
         } else if blocked == 0 && sent > 0 && self.quality < self.max {
+            if let Some((at, _)) = self.probe {
+                if now.saturating_duration_since(at) >= PROBE_JUDGE {
+                    // It held: the next step may be larger.
+                    self.probe = None;
+                    self.probe_step = (self.probe_step * 2).min(PROBE_STEP_MAX);
+                }
+            }
             match fit {
                 // The capacity shows room: up to what fits (hysteresis: a
                 // few steps, so that noise does not move it).
@@ -243,8 +318,11 @@ impl QualityControl {
                         self.calm_since = now;
                     }
                 }
-                // Nothing measured yet (no busy link seen): probe blindly.
-                None if now.saturating_duration_since(self.calm_since) >= PROBE_AFTER => {
+                // No room measured, which may only mean that the frames
+                // drained between looks: probe after a calm while.
+                _ if self.probe.is_none()
+                    && now.saturating_duration_since(self.calm_since) >= self.probe_wait =>
+                {
                     self.probe(now)
                 }
                 _ => {}
@@ -265,17 +343,22 @@ impl QualityControl {
         Some(q)
     }
 
-    /// Congested at the current quality: down to what fits, at least a step.
-    fn back_off(&mut self, now: Instant, fit: Option<u8>) {
-        if self.quality <= self.min {
-            return; // the frame rate gives way
-        }
-        // Holding the failed quality longer each time it fails again.
+    /// The current quality congested the link: out of reach for a while,
+    /// longer each time it fails again.
+    fn hold_ceiling(&mut self, now: Instant) {
         match self.ceiling {
             Some((q, ..)) if q == self.quality => self.hold = (self.hold * 2).min(HOLD_MAX),
             _ => self.hold = HOLD_FIRST,
         }
         self.ceiling = Some((self.quality, now + self.hold, self.rate.unwrap_or(0.0)));
+    }
+
+    /// Congested at the current quality: down to what fits, at least a step.
+    fn back_off(&mut self, now: Instant, fit: Option<u8>) {
+        if self.quality <= self.min {
+            return; // the frame rate gives way
+        }
+        self.hold_ceiling(now);
         let step_down = self.quality.saturating_sub(PROBE_STEP).max(self.min);
         self.set(fit.map_or(step_down, |f| f.min(step_down)));
         self.calm_since = now;
@@ -283,7 +366,7 @@ impl QualityControl {
 
     /// Calm: one step up, but not onto a quality still held.
     fn probe(&mut self, now: Instant) {
-        let mut q = self.quality.saturating_add(PROBE_STEP).min(self.max);
+        let mut q = self.quality.saturating_add(self.probe_step).min(self.max);
         if let Some((ceiling, until, _)) = self.ceiling {
             if now < until {
                 q = q.min(ceiling.saturating_sub(1));
@@ -292,6 +375,7 @@ impl QualityControl {
             }
         }
         if q > self.quality {
+            self.probe = Some((now, self.quality));
             self.set(q);
             self.calm_since = now;
         }

@@ -201,6 +201,36 @@ fn unsent_bytes(fd: RawFd) -> Option<usize> {
     (rc == 0 && n >= 0).then_some(n as usize)
 }
 
+/// The kernel's delivery rate of the connection in bytes per second
+/// (`TCP_INFO`'s `tcpi_delivery_rate`, Linux ≥ 4.9: measured per ack, so it
+/// sees each frame's burst drain at the bottleneck's pace even when this
+/// thread did not look in between). None where the kernel (or qemu-user)
+/// does not report it.
+fn kernel_delivery_rate(fd: RawFd) -> Option<f64> {
+    // struct tcp_info up to tcpi_delivery_rate (a u64 at byte 160), with
+    // room for the fields newer kernels add after it.
+    const RATE_AT: usize = 160;
+    let mut buf = [0u8; 256];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `buf` and sets
+    // `len` to what it wrote; fd is a TCP socket owned by the live WebSocket.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || (len as usize) < RATE_AT + 8 {
+        return None;
+    }
+    let bytes: [u8; 8] = buf[RATE_AT..RATE_AT + 8].try_into().ok()?;
+    let rate = u64::from_ne_bytes(bytes);
+    (rate > 0).then_some(rate as f64)
+}
+
 /// How often to look again at the unsent count when `TCP_NOTSENT_LOWAT`
 /// cannot be set (then `POLLOUT` does not say "below the allowance").
 const THROTTLE_RECHECK: Duration = Duration::from_millis(5);
@@ -525,7 +555,8 @@ impl<'a> Connection<'a> {
             );
         }
         let delivered = self.frame_bytes.saturating_sub(unsent as u64);
-        self.adapt.on_sample(now, delivered, unsent);
+        self.adapt
+            .on_sample(now, delivered, unsent, kernel_delivery_rate(self.fd));
         let before = self.adapt.quality();
         if self.adapt.poll(now).is_some() {
             log::debug!(

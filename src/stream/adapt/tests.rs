@@ -17,13 +17,21 @@ struct Sim {
     unsent: f64,
     sent_total: f64,
     slot: Option<(Instant, usize)>,
-    /// Frames in the socket: (capture time, bytes still ahead of its end).
-    queue: std::collections::VecDeque<(Instant, f64)>,
+    /// Frames in the socket: (capture time, bytes still ahead of its end,
+    /// bytes, when it reached the head of the queue).
+    queue: std::collections::VecDeque<(Instant, f64, f64, Instant)>,
+    /// The kernel's delivery rate (`TCP_INFO`): the last frame's bytes over
+    /// the time it took to drain plus a round trip; None: not reported.
+    kernel_rate: Option<f64>,
+    reports_rate: bool,
     delivered: u64,
     dropped: u64,
     latencies: Vec<Duration>,
     qualities: Vec<(f64, u8)>,
     next_frame: Instant,
+    /// The session looks at its socket only when it wakes (a frame came,
+    /// or it sent one), as the real one does; else every millisecond.
+    coarse: bool,
 }
 
 impl Sim {
@@ -43,6 +51,19 @@ impl Sim {
             latencies: Vec::new(),
             qualities: Vec::new(),
             next_frame: now,
+            coarse: false,
+            kernel_rate: None,
+            reports_rate: false,
+        }
+    }
+
+    /// The same, looking at the socket only when the session would wake;
+    /// `kernel`: the kernel reports its delivery rate.
+    fn coarse(fps: u32, kernel: bool, rate: impl Fn(f64) -> f64 + 'static) -> Sim {
+        Sim {
+            coarse: true,
+            reports_rate: kernel,
+            ..Sim::new(fps, rate)
         }
     }
 
@@ -60,19 +81,28 @@ impl Sim {
             // The link drains.
             let mut budget = (self.rate)(self.secs()) * step.as_secs_f64();
             self.unsent = (self.unsent - budget).max(0.0);
-            while let Some((t, left)) = self.queue.front_mut() {
+            while let Some((t, left, bytes, head)) = self.queue.front_mut() {
                 if *left <= budget {
                     budget -= *left;
                     self.latencies.push(self.now.duration_since(*t));
                     self.delivered += 1;
+                    if self.reports_rate {
+                        let took = self.now.duration_since(*head) + Duration::from_millis(10);
+                        self.kernel_rate = Some(*bytes / took.as_secs_f64());
+                    }
                     self.queue.pop_front();
+                    if let Some(next) = self.queue.front_mut() {
+                        next.3 = self.now;
+                    }
                 } else {
                     *left -= budget;
                     break;
                 }
             }
             // The camera.
+            let mut woke = !self.coarse;
             if self.now >= self.next_frame {
+                woke = true;
                 self.next_frame += Duration::from_secs(1) / self.fps;
                 seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
                 let noise = 0.9 + 0.2 * f64::from(seed >> 16) / 65536.0;
@@ -87,17 +117,22 @@ impl Sim {
                     self.slot = None;
                     self.unsent += bytes as f64;
                     self.sent_total += bytes as f64;
-                    self.queue.push_back((t, bytes as f64));
+                    let head = self.now;
+                    self.queue.push_back((t, bytes as f64, bytes as f64, head));
                     qc.on_frame_sent(bytes, qc.quality());
-                } else {
+                    woke = true;
+                } else if woke {
                     qc.on_blocked();
                 }
             }
-            qc.on_sample(
-                self.now,
-                (self.sent_total - self.unsent) as u64,
-                self.unsent as usize,
-            );
+            if woke {
+                qc.on_sample(
+                    self.now,
+                    (self.sent_total - self.unsent) as u64,
+                    self.unsent as usize,
+                    self.kernel_rate,
+                );
+            }
             if let Some(q) = qc.poll(self.now) {
                 self.qualities.push((self.secs(), q));
             }
@@ -187,6 +222,49 @@ fn the_quality_returns_when_the_link_recovers() {
     assert!(qc.quality() < 60, "2 Mbit/s: quality {}", qc.quality());
     sim.run(&mut qc, 10.0);
     assert_eq!(qc.quality(), 80, "10 s after recovery: {:?}", sim.qualities);
+}
+
+#[test]
+fn the_quality_climbs_back_when_the_session_looks_only_when_it_wakes() {
+    // The real session sees its socket at a frame or a send, not every
+    // millisecond: a frame that drains between two looks makes the link
+    // look only as fast as the frames. 8 → 2 → 8 Mbit/s, 30 frames/s.
+    let mut sim = Sim::coarse(30, true, |t| {
+        if (20.0..40.0).contains(&t) {
+            2.0 * MBIT
+        } else {
+            8.0 * MBIT
+        }
+    });
+    let mut qc = QualityControl::new(AdaptMode::Quality, 80, 20, 30, sim.now);
+    sim.run(&mut qc, 20.0);
+    let before = qc.quality();
+    assert!(before > 40, "8 Mbit/s: quality {before}");
+    sim.run(&mut qc, 20.0);
+    let low = qc.quality();
+    assert!(low < before - 10, "2 Mbit/s: quality {low} (was {before})");
+    // Most of the way back within 10 s (before the kernel's rate and the
+    // probes, it stayed at the floor: 20).
+    sim.run(&mut qc, 10.0);
+    assert!(
+        qc.quality() + 20 >= before,
+        "10 s after recovery: {} (was {before}): {:?}",
+        qc.quality(),
+        sim.qualities
+    );
+    // And it settles, live: most frames, bounded latency, few changes.
+    sim.run(&mut qc, 20.0);
+    let (d0, l0, c0) = (sim.delivered, sim.latencies.len(), qc.changes());
+    sim.run(&mut qc, 60.0);
+    let (fps, p99) = sim.since(d0, l0, 60.0);
+    assert!(fps >= 27.0, "{fps:.1} frames/s delivered");
+    assert!(p99 <= Duration::from_millis(150), "p99 {p99:?}");
+    let changes = qc.changes() - c0;
+    assert!(
+        changes <= 6,
+        "{changes} quality changes in a steady minute: {:?}",
+        sim.qualities
+    );
 }
 
 #[test]
