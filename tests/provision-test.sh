@@ -88,6 +88,9 @@ run_checks() {
     check "binary mode 755 root" test "$(rmode /usr/local/bin/zerocam)" = "755 uid0"
     check "unit installed" cmp <(rr /etc/systemd/system/zerocam.service) "$here/deploy/zerocam.service"
     check "unit enabled for multi-user.target" test "$(rlink /etc/systemd/system/multi-user.target.wants/zerocam.service)" = /etc/systemd/system/zerocam.service
+    check "rollback script" cmp <(rr /usr/local/lib/zerocam/rollback) "$here/deploy/zerocam-rollback"
+    check "rollback timer enabled" test "$(rlink /etc/systemd/system/timers.target.wants/zerocam-rollback.timer)" = /etc/systemd/system/zerocam-rollback.timer
+    check "rollback timer's service" cmp <(rr /etc/systemd/system/zerocam-rollback.service) "$here/deploy/zerocam-rollback.service"
     check "config installed" cmp <(rr /etc/zerocam/zerocam.toml) "$here/deploy/zerocam.toml"
     check "sysusers" cmp <(rr /etc/sysusers.d/zerocam.conf) "$here/deploy/zerocam.sysusers"
     check "tmpfiles" cmp <(rr /etc/tmpfiles.d/zerocam.conf) "$here/deploy/zerocam.tmpfiles"
