@@ -151,6 +151,15 @@ impl Sim {
 
 const MBIT: f64 = 1e6 / 8.0;
 
+/// A link of 8 Mbit/s that carries 2 from 20 s to 40 s.
+fn step_8_2_8(t: f64) -> f64 {
+    if (20.0..40.0).contains(&t) {
+        2.0 * MBIT
+    } else {
+        8.0 * MBIT
+    }
+}
+
 #[test]
 fn a_slow_link_settles_below_the_configured_quality_and_delivers_most_frames() {
     let mut sim = Sim::new(30, |_| 4.0 * MBIT);
@@ -208,13 +217,7 @@ fn one_blocked_frame_is_not_congestion() {
 #[test]
 fn the_quality_returns_when_the_link_recovers() {
     // 8 → 2 → 8 Mbit/s every 20 s, 15 frames/s: 8 Mbit/s carries quality 80.
-    let mut sim = Sim::new(15, |t| {
-        if (20.0..40.0).contains(&t) {
-            2.0 * MBIT
-        } else {
-            8.0 * MBIT
-        }
-    });
+    let mut sim = Sim::new(15, step_8_2_8);
     let mut qc = QualityControl::new(AdaptMode::Quality, 80, 20, 15, sim.now);
     sim.run(&mut qc, 20.0);
     assert_eq!(qc.quality(), 80);
@@ -229,13 +232,7 @@ fn the_quality_climbs_back_when_the_session_looks_only_when_it_wakes() {
     // The real session sees its socket at a frame or a send, not every
     // millisecond: a frame that drains between two looks makes the link
     // look only as fast as the frames. 8 → 2 → 8 Mbit/s, 30 frames/s.
-    let mut sim = Sim::coarse(30, true, |t| {
-        if (20.0..40.0).contains(&t) {
-            2.0 * MBIT
-        } else {
-            8.0 * MBIT
-        }
-    });
+    let mut sim = Sim::coarse(30, true, step_8_2_8);
     let mut qc = QualityControl::new(AdaptMode::Quality, 80, 20, 30, sim.now);
     sim.run(&mut qc, 20.0);
     let before = qc.quality();
