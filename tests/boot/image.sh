@@ -139,10 +139,11 @@ install -m 755 "$rpicam" "$tree/usr/local/bin/rpicam-vid"
 # The shipped unit keeps WatchdogSec=60.
 install -d -m 755 "$tree/etc/systemd/system/zerocam.service.d"
 printf '# boot test only\n[Service]\nWatchdogSec=30\n' >"$tree/etc/systemd/system/zerocam.service.d/boot-test-watchdog.conf"
-# An update that never reaches its relay is rolled back after 40 s up
-# rather than the shipped 300.
-install -d -m 755 "$tree/etc/systemd/system/zerocam-rollback.service.d"
-printf '# boot test only\n[Service]\nEnvironment=ZEROCAM_ROLLBACK_AFTER=40\n' >"$tree/etc/systemd/system/zerocam-rollback.service.d/boot-test.conf"
+# An update that never reaches its relay is rolled back after 20 s up,
+# looked at every 10 s, rather than the shipped 300 and 30.
+install -d -m 755 "$tree/etc/systemd/system/zerocam-rollback.service.d" "$tree/etc/systemd/system/zerocam-rollback.timer.d"
+printf '# boot test only\n[Service]\nEnvironment=ZEROCAM_ROLLBACK_AFTER=20\n' >"$tree/etc/systemd/system/zerocam-rollback.service.d/boot-test.conf"
+printf '# boot test only (empty: the shipped 30 s go)\n[Timer]\nOnUnitActiveSec=\nOnBootSec=10s\nOnUnitActiveSec=10s\n' >"$tree/etc/systemd/system/zerocam-rollback.timer.d/boot-test.conf"
 
 # --- boot partition ---------------------------------------------------------------
 kver=$(basename "$(ls -d "$tree"/usr/lib/modules/*-rpi | tail -1)")
