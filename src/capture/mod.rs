@@ -386,14 +386,14 @@ fn quality_knob(
         Some(q) => {
             let (min, max) = q.range();
             log::info!(
-                "source {}: JPEG from the camera: quality (and following the link) through its compression quality control ({min}-{max})",
+                "source {}: camera JPEG, quality via its control ({min}-{max})",
                 cfg.kind
             );
             p.controls.set_quality_knob(QualityKnob::CameraControl);
         }
         None => {
             log::info!(
-                "source {}: JPEG from the camera, which has no quality control: on a slow link the frame rate gives way",
+                "source {}: camera JPEG, no quality control: fps adapts",
                 cfg.kind
             );
             p.controls.set_quality_knob(QualityKnob::None);
@@ -415,9 +415,7 @@ fn follow_quality(p: &Pipeline, src: &mut dyn FrameSource, knob: &mut Option<Cam
     match src.set_control(id, v) {
         Ok(()) => log::debug!("camera JPEG quality set to {v}"),
         Err(e) => {
-            log::warn!(
-                "the camera refused JPEG quality {v}: {e}; on a slow link the frame rate gives way instead"
-            );
+            log::warn!("camera refused JPEG quality {v}: {e}; fps adapts instead");
             *knob = None;
             p.controls.set_quality_knob(QualityKnob::None);
         }
