@@ -8,10 +8,7 @@
 //!   socket during intervals when the kernel still held unsent bytes, over
 //!   the length of those intervals (each frame is a burst that drains at
 //!   the bottleneck's rate), smoothed. Idle time does not count, so a link
-//!   that carries everything reads as fast as it proved to be. Where the
-//!   kernel reports its own delivery rate (`TCP_INFO`, measured per ack),
-//!   that counts too: it sees each burst drain even when the session did
-//!   not look in between.
+//!   that carries everything reads as fast as it proved to be.
 //! - Congestion is frames held back (the flow control's gate closed while
 //!   a frame waited) in two decision periods in a row: one late ack or one
 //!   slow write is not a reason to react.
@@ -27,7 +24,8 @@
 //!   probes a step up, with steps that double while probes succeed. A probe
 //!   that congests the link goes back at once and the next waits twice as
 //!   long (up to a minute), so a steady link settles instead of
-//!   oscillating; a quality that congested the link stays out of reach for
+//!   oscillating, unless the kernel's per-ack delivery rate (`TCP_INFO`)
+//!   shows the link got clearly faster since; a quality that congested the link stays out of reach for
 //!   a while unless the capacity clearly grew.
 
 use std::time::{Duration, Instant};
@@ -44,6 +42,9 @@ const PROBE_STEP: u8 = 4;
 const PROBE_CALM: Duration = Duration::from_secs(2);
 /// A probe that congests the link within this long failed.
 const PROBE_JUDGE: Duration = Duration::from_secs(3);
+/// A kernel delivery rate this much above the one at the last failure
+/// means the link got faster: probe soon again.
+const KERNEL_FASTER: f64 = 1.5;
 /// The largest probing step.
 const PROBE_STEP_MAX: u8 = 16;
 /// How long a quality that congested the link is left alone, at first.
@@ -87,8 +88,14 @@ pub struct QualityControl {
     busy_bytes: u64,
     busy_secs: f64,
     last_sample: Option<(Instant, u64, usize)>,
-    /// The highest delivery rate the kernel reported since the last decision.
-    kernel_rate: Option<f64>,
+    /// The highest delivery rate the kernel reported since the last
+    /// decision; those maxima smoothed; and that smoothed rate when a probe
+    /// or the link last failed. (Only a hint: a shaper's burst allowance or
+    /// Wi-Fi's aggregation let one frame's burst through faster than the
+    /// link carries frames, so it moves the probing, not the quality.)
+    kernel_now: Option<f64>,
+    kernel: Option<f64>,
+    kernel_at_fail: f64,
     /// Mean frame size at `quality`, from the frames sent.
     frame_bytes: Option<f64>,
     last_decision: Instant,
@@ -123,7 +130,9 @@ impl QualityControl {
             busy_bytes: 0,
             busy_secs: 0.0,
             last_sample: None,
-            kernel_rate: None,
+            kernel_now: None,
+            kernel: None,
+            kernel_at_fail: 0.0,
             frame_bytes: None,
             last_decision: now,
             blocked_now: 0,
@@ -208,7 +217,7 @@ impl QualityControl {
         kernel_rate: Option<f64>,
     ) {
         if let Some(k) = kernel_rate.filter(|k| k.is_finite() && *k > 0.0) {
-            self.kernel_rate = Some(self.kernel_rate.map_or(k, |m| m.max(k)));
+            self.kernel_now = Some(self.kernel_now.map_or(k, |m| m.max(k)));
         }
         if let Some((t, d, u)) = self.last_sample {
             // Busy from the last look to this one: what left meanwhile left
@@ -231,14 +240,12 @@ impl QualityControl {
         }
         self.last_decision = now;
         // Busy long enough to mean something (a few ms of one burst would
-        // not); the kernel's rate, where it is higher (it saw bursts the
-        // session's looks missed).
+        // not).
         let busy = (self.busy_secs >= 0.02).then(|| self.busy_bytes as f64 / self.busy_secs);
-        let sample = match (busy, self.kernel_rate.take()) {
-            (Some(b), Some(k)) => Some(b.max(k)),
-            (b, k) => b.or(k),
-        };
-        if let Some(sample) = sample {
+        if let Some(k) = self.kernel_now.take() {
+            self.kernel = Some(self.kernel.map_or(k, |m| m + RATE_ALPHA * (k - m)));
+        }
+        if let Some(sample) = busy {
             // Faster up than down: a link that recovered should be used
             // soon; a slower one shows as congestion anyway.
             self.rate = Some(match self.rate {
@@ -274,6 +281,7 @@ impl QualityControl {
                     self.probe_wait = (self.probe_wait * 2).min(HOLD_MAX);
                     self.probe_step = PROBE_STEP;
                     self.probe_failed = Some(now);
+                    self.kernel_at_fail = self.kernel.unwrap_or(0.0);
                     self.calm_since = now;
                 }
                 _ => {
@@ -287,6 +295,7 @@ impl QualityControl {
                     if !tail {
                         self.probe_wait = PROBE_CALM;
                     }
+                    self.kernel_at_fail = self.kernel.unwrap_or(0.0);
                 }
             }
         } else if blocked == 0 && sent > 0 && self.quality < self.max {
@@ -295,6 +304,12 @@ impl QualityControl {
                     // It held: the next step may be larger.
                     self.probe = None;
                     self.probe_step = (self.probe_step * 2).min(PROBE_STEP_MAX);
+                }
+            }
+            if let Some(k) = self.kernel {
+                if self.kernel_at_fail > 0.0 && k > KERNEL_FASTER * self.kernel_at_fail {
+                    self.probe_wait = PROBE_CALM;
+                    self.kernel_at_fail = k;
                 }
             }
             match fit {
@@ -319,7 +334,8 @@ impl QualityControl {
                     }
                 }
                 // No room measured, which may only mean that the frames
-                // drained between looks: probe after a calm while.
+                // drained between looks: probe after a calm while (soon
+                // when the kernel saw the link get faster).
                 _ if self.probe.is_none()
                     && now.saturating_duration_since(self.calm_since) >= self.probe_wait =>
                 {

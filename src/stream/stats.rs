@@ -46,6 +46,10 @@ struct Quiet {
     source_error: Option<String>,
 }
 
+/// A link faster than this many times the stream's bit rate is not shown on
+/// the stats line (the `stats` message still carries it).
+const LINK_NEWS: f64 = 10.0;
+
 /// The stats message, without the log prefix: the numbers in short form,
 /// then, when the source delivers nothing, why. At most
 /// `MAX_LINE - PREFIX_LEN` characters.
@@ -76,7 +80,9 @@ pub fn line(s: &StatsSnapshot, r: &Rates, d_dropped: u64, source_error: Option<&
     if !s.paused && s.encoding_quality < s.quality {
         parts.push(format!("q {}/{}", s.encoding_quality, s.quality));
     }
-    if !s.paused && s.link_kbit_s > 0 {
+    // The link's rate when it is near what the stream needs; a link many
+    // times faster is no news, and its number would push out the rest.
+    if !s.paused && s.link_kbit_s > 0 && f64::from(s.link_kbit_s) <= LINK_NEWS * r.kbit_s.max(1.0) {
         parts.push(format!(
             "link {:.1} Mbit/s",
             f64::from(s.link_kbit_s) / 1000.0
@@ -246,6 +252,28 @@ mod tests {
             l,
             "15.0 fps, sent 15.0, 99999 kbit/s, drop 12 (+2), 3 attempts, enc 12/31 ms"
         );
+        // A slow link is news; one 100 times faster than the stream is not.
+        let slow = StatsSnapshot {
+            quality: 80,
+            encoding_quality: 35,
+            link_kbit_s: 3700,
+            ..s.clone()
+        };
+        let r = Rates {
+            kbit_s: 2900.0,
+            ..rates(30.0)
+        };
+        assert_eq!(
+            line(&slow, &r, 0, None),
+            "30.0 fps, sent 30.0, 2900 kbit/s, drop 12 (+0), q 35/80, link 3.7 Mbit/s"
+        );
+        let fast = StatsSnapshot {
+            link_kbit_s: 290_000,
+            ..s.clone()
+        };
+        let l = line(&fast, &r, 0, None);
+        assert!(!l.contains("link"), "{l}");
+        assert!(l.ends_with("enc 12/31 ms"), "{l}");
         let l = line(&s, &rates(0.0), 0, Some("/dev/video0: no such device"));
         assert!(l.contains("no frames: /dev/video0: no such device"), "{l}");
         // A source error while frames flow (recovered) is not shouted.
