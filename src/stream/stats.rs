@@ -257,7 +257,7 @@ mod tests {
             quality: 80,
             encoding_quality: 35,
             link_kbit_s: 3700,
-            ..s.clone()
+            ..s
         };
         let r = Rates {
             kbit_s: 2900.0,
@@ -269,7 +269,7 @@ mod tests {
         );
         let fast = StatsSnapshot {
             link_kbit_s: 290_000,
-            ..s.clone()
+            ..s
         };
         let l = line(&fast, &r, 0, None);
         assert!(!l.contains("link"), "{l}");
