@@ -560,8 +560,9 @@ def part_latency():
     emit("\n".join(lines) + "\n")
 
 
-def camera_qualities(path):
-    """(seconds since the first, encoding quality) of every stats line in a camera log."""
+def camera_qualities(path, absolute=False):
+    """(seconds since the first, encoding quality) of every stats line in a camera log;
+    absolute: seconds since midnight UTC (the log's clock) instead."""
     out, t0 = [], None
     for line in open(path):
         m = re.match(r"(\d+):(\d+):(\d+\.\d+) INFO +stats: .*", line)
@@ -570,8 +571,28 @@ def camera_qualities(path):
         t = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
         t0 = t if t0 is None else t0
         q = re.search(r", q (\d+)/(\d+)", line)
-        out.append((t - t0, int(q.group(1)) if q else None))
+        out.append((t if absolute else t - t0, int(q.group(1)) if q else None))
     return out
+
+
+def changes_per_minute(qs, after):
+    """Quality changes per minute among stats lines from `after` seconds on."""
+    tail = [(t, q or 80) for t, q in qs if t >= after]
+    if len(tail) < 2:
+        return 0.0
+    changes = sum(1 for a, b in zip(tail, tail[1:]) if a[1] != b[1])
+    return changes * 60.0 / max(tail[-1][0] - tail[0][0], 1.0)
+
+
+def settled_after(qs, at, hold=5.0):
+    """Seconds from `at` until the quality last changed before holding for `hold` s,
+    and that quality; None when it never held that long."""
+    tail = [(t, q or 80) for t, q in qs if t >= at]
+    for i, (t, q) in enumerate(tail):
+        later = [p for p in tail[i:] if p[0] <= t + hold]
+        if later and later[-1][0] >= t + hold - 1.5 and all(p[1] == q for p in later):
+            return t - at, q
+    return None
 
 
 def part_adapt():
@@ -587,8 +608,8 @@ def part_adapt():
              f"the relay's side. Each row: {settle} s to settle, then {secs} s measured. Latency is "
              f"capture (COM `ts`) → viewer receipt; quality is the camera's encoding quality at the "
              f"end (its stats line); frame size is bytes over frames at the viewer.\n",
-             "| link | camera | adapt | frames/s at viewer | p50 ms | p99 ms | quality | mean frame |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
+             "| link | camera | adapt | frames/s at viewer | p50 ms | p99 ms | quality | mean frame | quality changes/min |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for size, fps, rate in (("640x480", 30, "4mbit"), ("1280x720", 30, "8mbit")):
         for mode in ("quality", "off"):
             log(f"adapt: {size}@{fps} on {rate}, {mode}")
@@ -609,7 +630,7 @@ def part_adapt():
             lines.append(f"| {rate}, {shaper} | "
                          f"{size.replace('x', '×')} at {fps} | {mode} | {v['fps_mean']:.1f} | "
                          f"{v['lat_p50_ms']:.0f} | {v['lat_p99_ms']:.0f} | {q if q else 80} | "
-                         f"{frame_kb:.0f} kB |")
+                         f"{frame_kb:.0f} kB | {changes_per_minute(qs, settle):.1f} |")
     # A link that steps 8 → 2 → 8 Mbit/s every 20 s.
     log("adapt: 8 → 2 → 8 Mbit/s steps")
     netns_up("8mbit")
@@ -631,6 +652,7 @@ def part_adapt():
         try:
             v = rig.view("ws", 1, 60, warmup=5, on_window=on_window)
             qs = camera_qualities(rig.cam_log_path)
+            qs_abs = camera_qualities(rig.cam_log_path, absolute=True)
         finally:
             rig.close()
     finally:
@@ -641,6 +663,12 @@ def part_adapt():
                  f"oldest frame a viewer saw {v['lat_max_ms']:.0f} ms old. Quality over time "
                  f"(camera stats, one a second): "
                  + ", ".join(f"{t:.0f} s: {q or 80}" for t, q in qs[::4]) + ".")
+    settles = []
+    for at, rate in steps:
+        s = settled_after(qs_abs, at % 86400)
+        settles.append(f"to {rate}: quality {s[1]} held from {s[0]:.0f} s after the step" if s
+                       else f"to {rate}: not settled")
+    lines.append("Settling after each step (the quality unchanged for 5 s): " + "; ".join(settles) + ".")
     # Loopback: nothing to adapt to.
     for mode in ("quality", "off"):
         log(f"adapt: loopback, {mode}")

@@ -96,6 +96,8 @@ pub struct QualityControl {
     kernel_now: Option<f64>,
     kernel: Option<f64>,
     kernel_at_fail: f64,
+    /// When that rate last brought a probe forward.
+    kernel_hint: Option<Instant>,
     /// Mean frame size at `quality`, from the frames sent.
     frame_bytes: Option<f64>,
     last_decision: Instant,
@@ -133,6 +135,7 @@ impl QualityControl {
             kernel_now: None,
             kernel: None,
             kernel_at_fail: 0.0,
+            kernel_hint: None,
             frame_bytes: None,
             last_decision: now,
             blocked_now: 0,
@@ -306,10 +309,17 @@ impl QualityControl {
                     self.probe_step = (self.probe_step * 2).min(PROBE_STEP_MAX);
                 }
             }
+            // At most once a minute: a shaper's burst allowance makes the
+            // kernel's rate leap whenever frames get small, which would
+            // otherwise keep the probes coming.
+            let hint_ok = self
+                .kernel_hint
+                .is_none_or(|t| now.saturating_duration_since(t) >= HOLD_MAX);
             if let Some(k) = self.kernel {
-                if self.kernel_at_fail > 0.0 && k > KERNEL_FASTER * self.kernel_at_fail {
+                if hint_ok && self.kernel_at_fail > 0.0 && k > KERNEL_FASTER * self.kernel_at_fail {
                     self.probe_wait = PROBE_CALM;
                     self.kernel_at_fail = k;
+                    self.kernel_hint = Some(now);
                 }
             }
             match fit {
