@@ -25,8 +25,8 @@
 //!   that congests the link goes back at once and the next waits twice as
 //!   long (up to a minute), so a steady link settles instead of
 //!   oscillating, unless the kernel's per-ack delivery rate (`TCP_INFO`)
-//!   shows the link got clearly faster since; a quality that congested the link stays out of reach for
-//!   a while unless the capacity clearly grew.
+//!   shows the link got clearly faster since. A quality that congested the
+//!   link stays out of reach for a while unless the capacity clearly grew.
 
 use std::time::{Duration, Instant};
 
@@ -282,14 +282,11 @@ impl QualityControl {
                     self.hold_ceiling(now);
                     self.set(from.max(self.min));
                     self.probe_wait = (self.probe_wait * 2).min(HOLD_MAX);
-                    self.probe_step = PROBE_STEP;
                     self.probe_failed = Some(now);
-                    self.kernel_at_fail = self.kernel.unwrap_or(0.0);
                     self.calm_since = now;
                 }
                 _ => {
                     self.back_off(now, fit);
-                    self.probe_step = PROBE_STEP;
                     // The link got slower (not the tail of a failed
                     // probe): probe again soon once it is calm.
                     let tail = self
@@ -298,9 +295,12 @@ impl QualityControl {
                     if !tail {
                         self.probe_wait = PROBE_CALM;
                     }
-                    self.kernel_at_fail = self.kernel.unwrap_or(0.0);
                 }
             }
+            // Either way the next probe starts small, and the kernel's
+            // rate now is what a faster link must beat.
+            self.probe_step = PROBE_STEP;
+            self.kernel_at_fail = self.kernel.unwrap_or(0.0);
         } else if blocked == 0 && sent > 0 && self.quality < self.max {
             if let Some((at, _)) = self.probe {
                 if now.saturating_duration_since(at) >= PROBE_JUDGE {

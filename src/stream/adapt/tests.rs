@@ -139,6 +139,22 @@ impl Sim {
         }
     }
 
+    /// Runs a steady minute and checks it live and calm: most frames, p99
+    /// within 150 ms, at most 6 quality changes.
+    fn assert_steady_minute(&mut self, qc: &mut QualityControl) {
+        let (d0, l0, c0) = (self.delivered, self.latencies.len(), qc.changes());
+        self.run(qc, 60.0);
+        let (fps, p99) = self.since(d0, l0, 60.0);
+        assert!(fps >= 27.0, "{fps:.1} frames/s delivered");
+        assert!(p99 <= Duration::from_millis(150), "p99 {p99:?}");
+        let changes = qc.changes() - c0;
+        assert!(
+            changes <= 6,
+            "{changes} quality changes in a steady minute: {:?}",
+            self.qualities
+        );
+    }
+
     /// Delivered frames per second and the p99 latency since `from` counts.
     fn since(&self, delivered_before: u64, lat_before: usize, secs: f64) -> (f64, Duration) {
         let fps = (self.delivered - delivered_before) as f64 / secs;
@@ -165,18 +181,8 @@ fn a_slow_link_settles_below_the_configured_quality_and_delivers_most_frames() {
     let mut sim = Sim::new(30, |_| 4.0 * MBIT);
     let mut qc = QualityControl::new(AdaptMode::Quality, 80, 30, 30, sim.now);
     sim.run(&mut qc, 20.0);
-    let (d0, l0, c0) = (sim.delivered, sim.latencies.len(), qc.changes());
-    sim.run(&mut qc, 60.0);
-    let (fps, p99) = sim.since(d0, l0, 60.0);
-    assert!(fps >= 27.0, "{fps:.1} frames/s delivered");
-    assert!(p99 <= Duration::from_millis(150), "p99 {p99:?}");
+    sim.assert_steady_minute(&mut qc);
     assert!((30..80).contains(&qc.quality()), "quality {}", qc.quality());
-    let changes = qc.changes() - c0;
-    assert!(
-        changes <= 6,
-        "{changes} quality changes in a steady minute: {:?}",
-        sim.qualities
-    );
 
     // Without it, the same link delivers about half the frames.
     let mut sim = Sim::new(30, |_| 4.0 * MBIT);
@@ -251,17 +257,7 @@ fn the_quality_climbs_back_when_the_session_looks_only_when_it_wakes() {
     );
     // And it settles, live: most frames, bounded latency, few changes.
     sim.run(&mut qc, 20.0);
-    let (d0, l0, c0) = (sim.delivered, sim.latencies.len(), qc.changes());
-    sim.run(&mut qc, 60.0);
-    let (fps, p99) = sim.since(d0, l0, 60.0);
-    assert!(fps >= 27.0, "{fps:.1} frames/s delivered");
-    assert!(p99 <= Duration::from_millis(150), "p99 {p99:?}");
-    let changes = qc.changes() - c0;
-    assert!(
-        changes <= 6,
-        "{changes} quality changes in a steady minute: {:?}",
-        sim.qualities
-    );
+    sim.assert_steady_minute(&mut qc);
 }
 
 #[test]
