@@ -341,6 +341,7 @@ def part_arm():
     paths = dict(l.split("=", 1) for l in built.stdout.split() if "=" in l)
     zc, turbo, plugin = paths["zerocam"], paths["turbo"], paths["plugin"]
     rows = []
+    stages = {}
     turbo_label = "libjpeg-turbo 3.1, C, no SIMD"
     with tempfile.TemporaryDirectory() as d:
         for w, h in ((640, 480), (1280, 720)):
@@ -358,6 +359,12 @@ def part_arm():
                 log(f"  {w}x{h}: {label}, {fmt}")
                 n = (arm_count(cmd, plugin, 6) - arm_count(cmd, plugin, 2)) / 4
                 rows.append((f"{w}×{h}", fmt, label, n))
+            for fmt, extra in (("YUYV", []), ("YU12", ["yu12"])):
+                log(f"  {w}x{h}: zerocam's encoder per stage, {fmt}")
+                for stage in ("fetch", "dct", "quantize"):
+                    cmd = [zc, stage, frame, size] + extra
+                    n = (arm_count(cmd, plugin, 6) - arm_count(cmd, plugin, 2)) / 4
+                    stages[(f"{w}×{h}", fmt, stage)] = n
     lines = ["### What a Pi Zero really costs: ARMv6 instructions per frame\n",
              "The encoders built for the Pi Zero's ARM1176JZF-S (ARMv6 + VFPv2, no NEON) and run under "
              "`qemu-arm -cpu arm1176` with a TCG plugin counting executed guest instructions "
@@ -387,6 +394,16 @@ def part_arm():
     lines.append(f"On the Pi Zero, zerocam's encoder executes {ratios} the instructions of "
                  f"libjpeg-turbo's scalar C (the goal: at most 0.5×). An MJPEG camera (pass-through) "
                  f"or the hardware encoder (`source.encoder`) costs a small fraction of either.")
+    lines += ["", "Where zerocam's encoder spends them, per stage (`encode_frames fetch|dct|quantize`: "
+              "the encoder's own block loop stopped after that stage; each column is the difference "
+              "to the one before, in instructions per frame and share of the whole):\n",
+              "| size | input | fetch from the buffer | DCT | quantise | Huffman + headers | whole |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for (size, fmt), whole in ours.items():
+        cum = [stages[(size, fmt, st)] for st in ("fetch", "dct", "quantize")] + [whole]
+        parts = [cum[0]] + [b - a for a, b in zip(cum, cum[1:])]
+        cells = " | ".join(f"{p/1e6:.2f} M ({p/whole*100:.0f} %)" for p in parts)
+        lines.append(f"| {size} | {fmt} | {cells} | {whole/1e6:.2f} M |")
     emit("\n".join(lines) + "\n")
 
 
@@ -944,15 +961,17 @@ times move from run to run, ratios much less. Instruction counts
 BENCH_TAIL = """
 ## Reading the numbers
 
-- zerocam's encoder is `jpeg-encoder` built without its `simd` feature, so
-  it is the same code on x86 and on the Pi. On x86-64 the compiler still
-  uses SSE2 for it (the baseline), which is why it beats scalar
-  libjpeg-turbo on time by more than the instruction counts suggest. The Pi
-  Zero (ARMv6, no NEON) has no vector unit for either encoder: there, the
-  instruction ratio against scalar libjpeg-turbo is the better predictor.
-- On the Pi Zero, the ARMv6 table is the one to read: both encoders run
-  the same scalar code there as the device would, and the instruction
-  counts are exact; only the IPC behind the frames/s column is assumed.
+- zerocam's encoder (`src/encode/yuvjpeg/`) is portable Rust on x86 and
+  ARMv6 assembly for its inner loops on 32-bit ARM (`armv6.rs`: fetch, DCT
+  and quantisation with the ARM1176's SIMD-in-a-register and DSP
+  instructions; the tests hold both to the same bytes). `jpeg-encoder`
+  (its reference) is built without its `simd` feature. On x86-64 the
+  compiler still uses SSE2 for both (the baseline). The Pi Zero (ARMv6, no
+  NEON) has no vector unit for any of them: there, the instruction ratio
+  against scalar libjpeg-turbo is the better predictor.
+- On the Pi Zero, the ARMv6 table is the one to read: each encoder runs
+  there the code the device would, and the instruction counts are exact;
+  only the IPC behind the frames/s column is assumed.
 - The camera-cost encode row uses the test pattern, which is cheaper to
   encode than the natural-looking frame of the encode table, and adds the
   pattern's own drawing; pass-through's peak RSS includes pre-encoding its

@@ -3,7 +3,7 @@
 //! (`--profile pi`) and run under `qemu-arm -cpu arm1176` with a counting
 //! plugin, twice with different N so that start-up cancels out.
 //!
-//! usage: encode_frames encode|reference|copy|passthrough FRAME.yuyv WxH [yu12] N
+//! usage: encode_frames MODE FRAME.yuyv WxH [yu12] N
 //!
 //! - `encode`: YUYV → JPEG with the COM segment, as for a YUYV camera
 //!   (zerocam's own encoder, `encode::yuvjpeg`);
@@ -11,13 +11,17 @@
 //! - `copy`: the frame copied into a hardware encoder's buffer (the one
 //!   copy of the M2M path when the camera's buffers cannot be imported);
 //! - `passthrough`: an MJPEG camera's frame checked and given its COM
-//!   segment (the frame is encoded once first, in both runs alike).
+//!   segment (the frame is encoded once first, in both runs alike);
+//! - `fetch`, `dct`, `quantize`: zerocam's encoder run only up to that
+//!   stage, for the per-stage counts (each stage's cost is the difference
+//!   to the one before; `encode` is the whole).
 //!
 //! With `yu12` the frame is first repacked to planar YU12 (I420), as
 //! rpicam-vid delivers it, outside the counted work (both runs alike).
 
 use std::process::ExitCode;
 
+use zerocam::encode::yuvjpeg::{self, Stage};
 use zerocam::encode::{RawFormat, RawImage, encode_raw, encode_reference, m2m, mjpeg};
 use zerocam::wire::com::FrameMeta;
 
@@ -41,7 +45,8 @@ fn run() -> Result<String, String> {
         [mode, file, size, f, n] if f == "yu12" => (mode, file, size, n, true),
         _ => {
             return Err(
-                "usage: encode_frames encode|reference|copy|passthrough FRAME.yuyv WxH [yu12] N"
+                "usage: encode_frames encode|reference|copy|passthrough|fetch|dct|quantize \
+                 FRAME.yuyv WxH [yu12] N"
                     .into(),
             );
         }
@@ -84,6 +89,17 @@ fn run() -> Result<String, String> {
                 total += out.len();
             }
         }
+        stage @ ("fetch" | "dct" | "quantize") => {
+            let last = match stage {
+                "fetch" => Stage::Fetch,
+                "dct" => Stage::Dct,
+                _ => Stage::Quantize,
+            };
+            for _ in 0..n {
+                yuvjpeg::encode_stages(&img, 80, last, &mut out).map_err(|e| e.to_string())?;
+                total += out.len();
+            }
+        }
         "copy" => {
             let mut dst = vec![0u8; data.len()];
             for _ in 0..n {
@@ -101,7 +117,8 @@ fn run() -> Result<String, String> {
         }
         other => {
             return Err(format!(
-                "mode {other:?}: expected encode, reference, copy or passthrough"
+                "mode {other:?}: expected encode, reference, copy, passthrough, fetch, dct \
+                 or quantize"
             ));
         }
     }

@@ -16,9 +16,10 @@ fuzz_target!(|data: &[u8]| {
         1 => RawFormat::Nv12,
         _ => RawFormat::Yu12,
     };
-    // Up to 130×130, odd values too (refused), padding up to 40 bytes.
+    // Up to 130×130, odd sizes too (an odd YUYV width is refused), padding
+    // up to 40 bytes (an odd YU12 stride is refused).
     let (w, h) = (u32::from(*w % 131), u32::from(*h % 131));
-    let stride = w as usize * format.bytes_per_pixel() + usize::from(*pad % 41);
+    let stride = format.min_stride(w as usize) + usize::from(*pad % 41);
     let Some(len) = format.frame_len(stride, h as usize) else {
         return;
     };

@@ -42,12 +42,25 @@ impl RawFormat {
         let luma = stride.checked_mul(height)?;
         match self {
             RawFormat::Yuyv => Some(luma),
-            // NV12: the UV plane has Y's stride and half the rows.
-            RawFormat::Nv12 => luma.checked_add(stride.checked_mul(height / 2)?),
+            // NV12: the UV plane has Y's stride and half the rows (an odd
+            // last row has its own chroma row).
+            RawFormat::Nv12 => luma.checked_add(stride.checked_mul(height.div_ceil(2))?),
             // YU12: U and V have half Y's stride and half the rows each.
-            RawFormat::Yu12 => {
-                luma.checked_add((stride / 2).checked_mul(height / 2)?.checked_mul(2)?)
-            }
+            RawFormat::Yu12 => luma.checked_add(
+                (stride / 2)
+                    .checked_mul(height.div_ceil(2))?
+                    .checked_mul(2)?,
+            ),
+        }
+    }
+
+    /// The shortest first-plane line a `width`-pixel frame can have: YUYV's
+    /// two bytes a pixel; for NV12 and YU12 also room for the chroma line of
+    /// an odd width's last pixel (its own Cb and Cr: `width + 1`).
+    pub fn min_stride(self, width: usize) -> usize {
+        match self {
+            RawFormat::Yuyv => 2 * width,
+            RawFormat::Nv12 | RawFormat::Yu12 => 2 * width.div_ceil(2),
         }
     }
 
@@ -76,7 +89,8 @@ pub struct RawImage<'a> {
 /// Why a raw frame could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EncodeError {
-    /// Width or height zero, odd, or beyond JPEG's 65535.
+    /// Width or height zero or beyond JPEG's 65535, or an odd YUYV width
+    /// (its pixels come in pairs).
     BadSize { width: u32, height: u32 },
     /// `stride` is smaller than one line of pixels.
     BadStride { stride: usize, min: usize },
@@ -91,7 +105,7 @@ impl fmt::Display for EncodeError {
         match self {
             EncodeError::BadSize { width, height } => write!(
                 f,
-                "frame size {width}x{height} is not encodable (must be even, 2..65534)"
+                "frame size {width}x{height} is not encodable (1..65534, YUYV widths even)"
             ),
             EncodeError::BadStride { stride, min } => {
                 write!(f, "line stride {stride} is below the line length {min}")
@@ -110,13 +124,14 @@ impl RawImage<'_> {
     /// Checks size, stride and length, so that row slicing cannot fail.
     pub fn validate(&self) -> Result<(), EncodeError> {
         let (w, h) = (self.width, self.height);
-        if w == 0 || h == 0 || w % 2 != 0 || h % 2 != 0 || w > 65534 || h > 65534 {
+        let odd_yuyv = self.format == RawFormat::Yuyv && w % 2 != 0;
+        if w == 0 || h == 0 || w > 65534 || h > 65534 || odd_yuyv {
             return Err(EncodeError::BadSize {
                 width: w,
                 height: h,
             });
         }
-        let min = w as usize * self.format.bytes_per_pixel();
+        let min = self.format.min_stride(w as usize);
         if self.stride < min || (self.format == RawFormat::Yu12 && self.stride % 2 != 0) {
             return Err(EncodeError::BadStride {
                 stride: self.stride,
@@ -127,7 +142,7 @@ impl RawImage<'_> {
         // padding (some drivers size buffers that tightly).
         let last_pad = match self.format {
             RawFormat::Yuyv | RawFormat::Nv12 => self.stride - min,
-            RawFormat::Yu12 => (self.stride - min) / 2,
+            RawFormat::Yu12 => self.stride / 2 - min / 2,
         };
         let need =
             self.format
@@ -193,36 +208,27 @@ impl ImageBuffer for Planes<'_> {
                     cro[1] = px[3];
                 }
             }
+            // Chroma for pixel x is sample x / 2 (an odd width's last pixel
+            // has its own).
             RawFormat::Nv12 => {
                 yo.copy_from_slice(&img.data[y * stride..y * stride + w]);
                 let at = stride * h + (y / 2) * stride;
-                let uv = &img.data[at..at + w];
-                for (((uv, cbo), cro), _) in uv
-                    .chunks_exact(2)
-                    .zip(cbo.chunks_exact_mut(2))
-                    .zip(cro.chunks_exact_mut(2))
-                    .zip(0..w / 2)
-                {
-                    cbo[0] = uv[0];
-                    cbo[1] = uv[0];
-                    cro[0] = uv[1];
-                    cro[1] = uv[1];
+                let uv = &img.data[at..at + 2 * w.div_ceil(2)];
+                for x in 0..w {
+                    cbo[x] = uv[x / 2 * 2];
+                    cro[x] = uv[x / 2 * 2 + 1];
                 }
             }
             RawFormat::Yu12 => {
                 yo.copy_from_slice(&img.data[y * stride..y * stride + w]);
                 let cstride = stride / 2;
                 let u_at = stride * h + (y / 2) * cstride;
-                let v_at = stride * h + cstride * (h / 2) + (y / 2) * cstride;
-                let u = &img.data[u_at..u_at + w / 2];
-                let v = &img.data[v_at..v_at + w / 2];
-                for (&u, cbo) in u.iter().zip(cbo.chunks_exact_mut(2)) {
-                    cbo[0] = u;
-                    cbo[1] = u;
-                }
-                for (&v, cro) in v.iter().zip(cro.chunks_exact_mut(2)) {
-                    cro[0] = v;
-                    cro[1] = v;
+                let v_at = stride * h + cstride * h.div_ceil(2) + (y / 2) * cstride;
+                let u = &img.data[u_at..u_at + w.div_ceil(2)];
+                let v = &img.data[v_at..v_at + w.div_ceil(2)];
+                for x in 0..w {
+                    cbo[x] = u[x / 2];
+                    cro[x] = v[x / 2];
                 }
             }
         }
@@ -321,7 +327,7 @@ pub(crate) mod tests {
         pad: usize,
         px: impl Fn(usize, usize) -> (u8, u8, u8),
     ) -> (Vec<u8>, usize) {
-        let stride = w * format.bytes_per_pixel() + pad;
+        let stride = format.min_stride(w) + pad;
         let mut data = vec![0xEEu8; format.frame_len(stride, h).unwrap()];
         for y in 0..h {
             for x in 0..w {
@@ -345,7 +351,7 @@ pub(crate) mod tests {
                         if x % 2 == 0 && y % 2 == 0 {
                             let cs = stride / 2;
                             data[stride * h + (y / 2) * cs + x / 2] = u;
-                            data[stride * h + cs * (h / 2) + (y / 2) * cs + x / 2] = v;
+                            data[stride * h + cs * h.div_ceil(2) + (y / 2) * cs + x / 2] = v;
                         }
                     }
                 }

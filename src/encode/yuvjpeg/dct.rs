@@ -9,15 +9,16 @@
 //! averaged from two rows): level shifting only moves the DC coefficient,
 //! which [`Quant::dc_offset`] corrects once per block.
 
+use super::dsp::{Dsp, Native};
 use super::tables::ZIGZAG;
 
 /// Fixed-point bits of the DCT's multipliers. Samples come scaled to at
 /// most 1020 (see [`SCALE`]); every product then stays below 2^31.
-const CONST_BITS: u32 = 14;
-const C0_382: i32 = 6270; // 0.382683433 · 2^14
-const C0_541: i32 = 8867; // 0.541196100 · 2^14
-const C0_707: i32 = 11585; // 0.707106781 · 2^14
-const C1_306: i32 = 21407; // 1.306562965 · 2^14
+pub(super) const CONST_BITS: u32 = 14;
+pub(super) const C0_382: i32 = 6270; // 0.382683433 · 2^14
+pub(super) const C0_541: i32 = 8867; // 0.541196100 · 2^14
+pub(super) const C0_707: i32 = 11585; // 0.707106781 · 2^14
+pub(super) const C1_306: i32 = 21407; // 1.306562965 · 2^14
 
 /// Every sample reaches the DCT as 4× a pixel value (pixels shifted left
 /// by 2, or two rows summed and shifted by 1): two bits below the pixel's
@@ -98,7 +99,8 @@ pub fn fdct(d: &mut [i32; 64]) {
 /// One table's reciprocals in zigzag order, for samples summed `sum` times.
 #[derive(Clone)]
 pub struct Quant {
-    recip: [i32; 64],
+    /// `2^32 / divisor` per coefficient, zigzag order.
+    pub recip: [i32; 64],
     /// What the level shift would have taken from the DC output.
     pub dc_offset: i32,
 }
@@ -125,13 +127,19 @@ impl Quant {
 /// Quantises a DCT output into zigzag order and returns the mask of
 /// non-zero coefficients: bit 63 − k set when `zz[k] != 0`.
 pub fn quantize(d: &[i32; 64], q: &Quant, zz: &mut [i16; 64]) -> u64 {
-    let half = 1i64 << (RECIP_BITS - 1);
+    Native::quantize(d, q, zz)
+}
+
+/// [`quantize`] in portable Rust: each coefficient times its reciprocal,
+/// the rounded high word of the product, clamped to 11 bits.
+#[inline(always)]
+pub fn quantize_portable(d: &[i32; 64], q: &Quant, zz: &mut [i16; 64]) -> u64 {
     let mut hi = 0u32;
     let mut lo = 0u32;
     let mut one = |k: usize, c: i32| {
-        let v = ((i64::from(c) * i64::from(q.recip[k]) + half) >> RECIP_BITS) as i32;
+        let v = ((i64::from(c) * i64::from(q.recip[k]) + (1 << 31)) >> 32) as i32;
         // An 8-bit block's coefficients stay within ±1024 (AC within ±929);
-        // the clamp (one SSAT on ARMv6) keeps a rounding excess in range.
+        // the clamp keeps a rounding excess in range.
         let v = v.clamp(-1024, 1023);
         zz[k] = v as i16;
         u32::from(v != 0)

@@ -14,8 +14,24 @@ pub struct Plane {
     pub base: usize,
     pub stride: usize,
     pub step: usize,
+    /// Which byte of its `step`-byte group a sample is (YUYV's Cr: 3 of
+    /// Y0 Cb Y1 Cr): `base − lane` starts a group, so a fetch may read
+    /// whole groups, which always lie inside the buffer.
+    pub lane: usize,
     pub width: usize,
     pub height: usize,
+    /// Buffer rows under the plane: for YUYV chroma (two rows a sample)
+    /// the image's height, whose odd last row stands alone; else `height`.
+    pub src_rows: usize,
+}
+
+impl Plane {
+    /// Whether the 8×8 block at (`x0`, `y0`) lies inside the plane, every
+    /// sample's rows in the buffer (else [`edge_block`] fetches it).
+    #[inline(always)]
+    pub fn inside(&self, x0: usize, y0: usize, rows: usize) -> bool {
+        x0 + 8 <= self.width && y0 + 8 <= self.height && (y0 + 8) * rows <= self.src_rows
+    }
 }
 
 /// The three planes of an image, and whether chroma is two rows summed.
@@ -28,35 +44,39 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout of a validated image (even width and height).
+    /// The layout of a validated image (chroma of an odd width or
+    /// height: its last pixel or row has its own).
     pub fn of(img: &RawImage<'_>) -> Layout {
         let (w, h, s) = (img.width as usize, img.height as usize, img.stride);
-        let (cw, ch) = (w / 2, h / 2);
-        let plane = |base, stride, step, width, height| Plane {
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let plane = |base, stride, step, lane, width, height| Plane {
             base,
             stride,
             step,
+            lane,
             width,
             height,
+            src_rows: height,
         };
+        let summed = |p: Plane| Plane { src_rows: h, ..p };
         match img.format {
             // Chroma rows are the image's rows; the fetch sums 2y and 2y + 1.
             RawFormat::Yuyv => Layout {
-                y: plane(0, s, 2, w, h),
-                cb: plane(1, s, 4, cw, ch),
-                cr: plane(3, s, 4, cw, ch),
+                y: plane(0, s, 2, 0, w, h),
+                cb: summed(plane(1, s, 4, 1, cw, ch)),
+                cr: summed(plane(3, s, 4, 3, cw, ch)),
                 chroma_rows_summed: true,
             },
             RawFormat::Nv12 => Layout {
-                y: plane(0, s, 1, w, h),
-                cb: plane(s * h, s, 2, cw, ch),
-                cr: plane(s * h + 1, s, 2, cw, ch),
+                y: plane(0, s, 1, 0, w, h),
+                cb: plane(s * h, s, 2, 0, cw, ch),
+                cr: plane(s * h + 1, s, 2, 1, cw, ch),
                 chroma_rows_summed: false,
             },
             RawFormat::Yu12 => Layout {
-                y: plane(0, s, 1, w, h),
-                cb: plane(s * h, s / 2, 1, cw, ch),
-                cr: plane(s * h + (s / 2) * ch, s / 2, 1, cw, ch),
+                y: plane(0, s, 1, 0, w, h),
+                cb: plane(s * h, s / 2, 1, 0, cw, ch),
+                cr: plane(s * h + (s / 2) * ch, s / 2, 1, 0, cw, ch),
                 chroma_rows_summed: false,
             },
         }
@@ -68,7 +88,7 @@ impl Layout {
 /// `y0` counts pairs), else 1.
 #[inline(always)]
 pub fn block(data: &[u8], p: &Plane, x0: usize, y0: usize, rows: usize, blk: &mut [i32; 64]) {
-    if x0 + 8 <= p.width && y0 + 8 <= p.height {
+    if p.inside(x0, y0, rows) {
         for (r, out) in blk.chunks_exact_mut(8).enumerate() {
             let at = p.base + (y0 + r) * rows * p.stride + x0 * p.step;
             let line = &data[at..at + 7 * p.step + 1];
@@ -90,15 +110,21 @@ pub fn block(data: &[u8], p: &Plane, x0: usize, y0: usize, rows: usize, blk: &mu
 
 /// [`block`] for blocks that cross the image's edge.
 #[cold]
-fn edge_block(data: &[u8], p: &Plane, x0: usize, y0: usize, rows: usize, blk: &mut [i32; 64]) {
+pub fn edge_block(data: &[u8], p: &Plane, x0: usize, y0: usize, rows: usize, blk: &mut [i32; 64]) {
     for (r, out) in blk.chunks_exact_mut(8).enumerate() {
         let y = (y0 + r).min(p.height - 1);
         let at = p.base + y * rows * p.stride;
+        // The second of two summed rows; an odd image's last row alone is
+        // summed with itself.
+        let next = if y * rows + 1 < p.src_rows {
+            at + p.stride
+        } else {
+            at
+        };
         for (c, o) in out.iter_mut().enumerate() {
             let x = (x0 + c).min(p.width - 1);
             *o = if rows == 2 {
-                (i32::from(data[at + x * p.step]) + i32::from(data[at + p.stride + x * p.step]))
-                    << 1
+                (i32::from(data[at + x * p.step]) + i32::from(data[next + x * p.step])) << 1
             } else {
                 i32::from(data[at + x * p.step]) << 2
             };

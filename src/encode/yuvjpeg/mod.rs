@@ -12,9 +12,12 @@
 //!
 //! Stages, one file each: [`fetch`] (blocks from the buffer), [`dct`]
 //! (AAN DCT + reciprocal quantisation), [`entropy`] (Huffman coding),
-//! [`tables`].
+//! [`tables`]; [`dsp`] has the arithmetic they share, portable and ARMv6.
 
+#[cfg(target_arch = "arm")]
+pub mod armv6;
 pub mod dct;
+pub mod dsp;
 pub mod entropy;
 pub mod fetch;
 pub mod tables;
@@ -24,11 +27,12 @@ use std::sync::OnceLock;
 use super::raw::{EncodeError, RawImage};
 use crate::wire::com::{self, FrameMeta};
 use dct::Quant;
+use dsp::{Dsp, Native, Portable};
 use tables::{AC_CHROMA, AC_LUMA, DC_CHROMA, DC_LUMA, HuffCodes, HuffSpec, ZIGZAG};
 
-/// Which code path does the DCT (named in the camera's start-up log).
+/// Which code path the encoder runs (named in the camera's start-up log).
 pub fn path() -> &'static str {
-    "portable"
+    dsp::PATH
 }
 
 struct Codes {
@@ -52,6 +56,61 @@ pub fn encode(
     meta: Option<&FrameMeta>,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
+    encode_upto::<{ Stage::Entropy as u8 }, Native>(img, quality, meta, out)
+}
+
+/// [`encode`] through the portable code whatever the target (the tests
+/// want the same bytes from it as from [`encode`]).
+pub fn encode_portable(
+    img: &RawImage<'_>,
+    quality: u8,
+    meta: Option<&FrameMeta>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    encode_upto::<{ Stage::Entropy as u8 }, Portable>(img, quality, meta, out)
+}
+
+/// The encoder's stages per block, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Samples from the camera's buffer ([`fetch`]).
+    Fetch = 1,
+    /// The forward DCT ([`dct::fdct`]).
+    Dct = 2,
+    /// Quantisation into zigzag order ([`dct::quantize`]).
+    Quantize = 3,
+    /// Huffman coding ([`entropy`]): the whole encoder.
+    Entropy = 4,
+}
+
+/// Runs the encoder's block loop only up to and including `last` (the
+/// output is a JPEG only for [`Stage::Entropy`]). For the bench's per-stage
+/// instruction counts (tools/encode_frames.rs): each stage's cost is the
+/// difference to the one before, on the very loop the camera runs.
+#[doc(hidden)]
+pub fn encode_stages(
+    img: &RawImage<'_>,
+    quality: u8,
+    last: Stage,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    match last {
+        Stage::Fetch => encode_upto::<{ Stage::Fetch as u8 }, Native>(img, quality, None, out),
+        Stage::Dct => encode_upto::<{ Stage::Dct as u8 }, Native>(img, quality, None, out),
+        Stage::Quantize => {
+            encode_upto::<{ Stage::Quantize as u8 }, Native>(img, quality, None, out)
+        }
+        Stage::Entropy => encode_upto::<{ Stage::Entropy as u8 }, Native>(img, quality, None, out),
+    }
+}
+
+/// The encoder, its stages after `LAST` left out (compiled away).
+fn encode_upto<const LAST: u8, D: Dsp>(
+    img: &RawImage<'_>,
+    quality: u8,
+    meta: Option<&FrameMeta>,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     img.validate()?;
     let tables = tables::quant_tables(quality);
     out.clear();
@@ -69,12 +128,24 @@ pub fn encode(
     out.reserve(w * h / 8);
     let mut bits = entropy::Bits::new(out);
     let (mut dc_y, mut dc_cb, mut dc_cr) = (0i32, 0i32, 0i32);
-    let mut blk = [0i32; 64];
+    let mut blk = D::new_block();
     let mut zz = [0i16; 64];
     let mut one = |plane: &fetch::Plane, x, y, r, q: &Quant, t: usize, dc: &mut i32| {
-        fetch::block(data, plane, x, y, r, &mut blk);
-        dct::fdct(&mut blk);
-        let mask = dct::quantize(&blk, q, &mut zz);
+        D::fetch(data, plane, x, y, r, &mut blk);
+        if LAST < Stage::Dct as u8 {
+            std::hint::black_box(&blk);
+            return;
+        }
+        let d = D::fdct(&mut blk);
+        if LAST < Stage::Quantize as u8 {
+            std::hint::black_box(d);
+            return;
+        }
+        let mask = D::quantize(d, q, &mut zz);
+        if LAST < Stage::Entropy as u8 {
+            std::hint::black_box((&zz, mask));
+            return;
+        }
         entropy::block(&mut bits, &zz, mask, dc, &codes.dc[t], &codes.ac[t]);
     };
     for my in 0..h.div_ceil(16) {
