@@ -320,14 +320,19 @@ def part_instructions():
 # mispredicted branches in the Huffman coder and a 16 KB data cache.
 ARM_IPC = 0.5
 ARM_HZ = 1e9
+# The Zero 2 W's Cortex-A53 issues two instructions a clock in order; with
+# NEON and Huffman code's dependent chains, 0.8 is a middle assumption.
+A53_IPC = 0.8
+TURBO_NEON = "libjpeg-turbo 3.1, NEON"
 
 
-def arm_count(cmd, plugin, frames):
-    """Guest instructions `cmd ... frames` executes under qemu-arm -cpu arm1176."""
+def arm_count(cmd, plugin, frames, qemu=("qemu-arm", "-cpu", "arm1176"), env=None):
+    """Guest instructions `cmd ... frames` executes under qemu-arm -cpu arm1176 (or `qemu`)."""
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "count")
-        r = subprocess.run(["qemu-arm", "-cpu", "arm1176", "-plugin", f"{plugin},out={out}"]
-                           + cmd + [str(frames)], capture_output=True, text=True)
+        r = subprocess.run(list(qemu) + ["-plugin", f"{plugin},out={out}"]
+                           + cmd + [str(frames)], capture_output=True, text=True,
+                           env=None if env is None else {**os.environ, **env})
         if r.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.strip()[-300:]}")
         return int(open(out).read())
@@ -340,6 +345,9 @@ def part_arm():
         raise RuntimeError("bench/arm/build.sh failed:\n" + built.stderr[-3000:])
     paths = dict(l.split("=", 1) for l in built.stdout.split() if "=" in l)
     zc, turbo, plugin = paths["zerocam"], paths["turbo"], paths["plugin"]
+    zc64, turbo64 = paths["zerocam64"], paths["turbo64"]
+    a53 = ("qemu-aarch64", "-cpu", "cortex-a53")
+    rows64 = []
     rows = []
     stages = {}
     turbo_label = "libjpeg-turbo 3.1, C, no SIMD"
@@ -359,12 +367,27 @@ def part_arm():
                 log(f"  {w}x{h}: {label}, {fmt}")
                 n = (arm_count(cmd, plugin, 6) - arm_count(cmd, plugin, 2)) / 4
                 rows.append((f"{w}×{h}", fmt, label, n))
+            scalar = {"JSIMD_FORCENONE": "1"}
+            for label, fmt, cmd, env in (
+                    ("zerocam's encoder (neon)", "YUYV", [zc64, "encode", frame, size], None),
+                    ("jpeg-encoder (the reference)", "YUYV", [zc64, "reference", frame, size], None),
+                    (TURBO_NEON + " (incl. YUYV → I420 repack)", "YUYV", [turbo64, frame, str(w), str(h)], None),
+                    ("zerocam's encoder (neon)", "YU12", [zc64, "encode", frame, size, "yu12"], None),
+                    (TURBO_NEON, "YU12", [turbo64, frame, str(w), str(h), "i420"], None),
+                    ("libjpeg-turbo 3.1, C, no SIMD (`JSIMD_FORCENONE=1`)", "YU12",
+                     [turbo64, frame, str(w), str(h), "i420"], scalar)):
+                log(f"  {w}x{h}: aarch64: {label}, {fmt}")
+                n = (arm_count(cmd, plugin, 6, a53, env) - arm_count(cmd, plugin, 2, a53, env)) / 4
+                rows64.append((f"{w}×{h}", fmt, label, n))
             for fmt, extra in (("YUYV", []), ("YU12", ["yu12"])):
                 log(f"  {w}x{h}: zerocam's encoder per stage, {fmt}")
-                for stage in ("fetch", "dct", "quantize"):
+                for stage in ("fetch", "dct", "quantize", "encode"):
                     cmd = [zc, stage, frame, size] + extra
                     n = (arm_count(cmd, plugin, 6) - arm_count(cmd, plugin, 2)) / 4
-                    stages[(f"{w}×{h}", fmt, stage)] = n
+                    stages[(f"{w}×{h}", fmt, "ARMv6", stage)] = n
+                    cmd = [zc64, stage, frame, size] + extra
+                    n = (arm_count(cmd, plugin, 6, a53) - arm_count(cmd, plugin, 2, a53)) / 4
+                    stages[(f"{w}×{h}", fmt, "aarch64", stage)] = n
     lines = ["### What a Pi Zero really costs: ARMv6 instructions per frame\n",
              "The encoders built for the Pi Zero's ARM1176JZF-S (ARMv6 + VFPv2, no NEON) and run under "
              "`qemu-arm -cpu arm1176` with a TCG plugin counting executed guest instructions "
@@ -394,16 +417,41 @@ def part_arm():
     lines.append(f"On the Pi Zero, zerocam's encoder executes {ratios} the instructions of "
                  f"libjpeg-turbo's scalar C (the goal: at most 0.5×). An MJPEG camera (pass-through) "
                  f"or the hardware encoder (`source.encoder`) costs a small fraction of either.")
-    lines += ["", "Where zerocam's encoder spends them, per stage (`encode_frames fetch|dct|quantize`: "
-              "the encoder's own block loop stopped after that stage; each column is the difference "
-              "to the one before, in instructions per frame and share of the whole):\n",
-              "| size | input | fetch from the buffer | DCT | quantise | Huffman + headers | whole |",
-              "|---|---|---:|---:|---:|---:|---:|"]
-    for (size, fmt), whole in ours.items():
-        cum = [stages[(size, fmt, st)] for st in ("fetch", "dct", "quantize")] + [whole]
-        parts = [cum[0]] + [b - a for a, b in zip(cum, cum[1:])]
-        cells = " | ".join(f"{p/1e6:.2f} M ({p/whole*100:.0f} %)" for p in parts)
-        lines.append(f"| {size} | {fmt} | {cells} | {whole/1e6:.2f} M |")
+    lines += ["", "Where zerocam's encoder spends them, per stage, on the Pi Zero (ARMv6 assembly) and "
+              "the Zero 2 W (aarch64, NEON) (`encode_frames fetch|dct|quantize`: the encoder's own "
+              "block loop stopped after that stage; each column is the difference to the one before, "
+              "in instructions per frame and share of the whole):\n",
+              "| size | input | target | fetch from the buffer | DCT | quantise | Huffman + headers | whole |",
+              "|---|---|---|---:|---:|---:|---:|---:|"]
+    for target in ("ARMv6", "aarch64"):
+        for (size, fmt) in ours:
+            cum = [stages[(size, fmt, target, st)] for st in ("fetch", "dct", "quantize", "encode")]
+            whole = cum[-1]
+            parts = [cum[0]] + [b - a for a, b in zip(cum, cum[1:])]
+            cells = " | ".join(f"{p/1e6:.2f} M ({p/whole*100:.0f} %)" for p in parts)
+            lines.append(f"| {size} | {fmt} | {target} | {cells} | {whole/1e6:.2f} M |")
+    lines += ["", "### The Zero 2 W: aarch64 instructions per frame\n",
+              "The same frames, built for the Zero 2 W's Cortex-A53 (`aarch64-unknown-linux-musl`, "
+              "the `pi` profile; libjpeg-turbo by zig cc with `-mcpu=cortex_a53 -O3` and its NEON code, "
+              "`WITH_SIMD=1`) and counted under `qemu-aarch64 -cpu cortex-a53` with the same plugin. "
+              "zerocam's encoder runs its NEON path there (`src/encode/yuvjpeg/neon.rs`). "
+              f"Predicted frames/s at {ARM_HZ/1e9:.0f} GHz assume {A53_IPC} instructions per clock "
+              "(a dual-issue in-order core; see `A53_IPC` in scripts/bench.py); with "
+              "`--encode-threads 4` the four cores encode four frames at once, so the last column is "
+              "four times the first: an upper bound, since capture, the WebSocket and memory "
+              "bandwidth share the cores.\n",
+              "| size | input | what | instructions/frame | relative to libjpeg-turbo NEON, same input "
+              "| predicted frames/s, 1 core | with `--encode-threads 4` |",
+              "|---|---|---|---:|---:|---:|---:|"]
+    neon = {(size, fmt): n for size, fmt, label, n in rows64 if label.startswith(TURBO_NEON)}
+    for size, fmt, label, n in rows64:
+        fps = ARM_HZ * A53_IPC / n
+        lines.append(f"| {size} | {fmt} | {label} | {n/1e6:.2f} M | {n/neon[(size, fmt)]:.3f}× "
+                     f"| {fps:,.1f} | {4 * fps:,.1f} |")
+    ours64 = {(size, fmt): n for size, fmt, label, n in rows64 if label.startswith("zerocam")}
+    ratios = ", ".join(f"{ours64[k]/neon[k]:.2f}× at {k[0]} {k[1]}" for k in ours64)
+    lines += ["", f"On the Zero 2 W, zerocam's encoder executes {ratios} the instructions of "
+              f"libjpeg-turbo with its NEON code (the goal: at most 1×)."]
     emit("\n".join(lines) + "\n")
 
 
@@ -961,10 +1009,11 @@ times move from run to run, ratios much less. Instruction counts
 BENCH_TAIL = """
 ## Reading the numbers
 
-- zerocam's encoder (`src/encode/yuvjpeg/`) is portable Rust on x86 and
+- zerocam's encoder (`src/encode/yuvjpeg/`) is portable Rust on x86,
   ARMv6 assembly for its inner loops on 32-bit ARM (`armv6.rs`: fetch, DCT
   and quantisation with the ARM1176's SIMD-in-a-register and DSP
-  instructions; the tests hold both to the same bytes). `jpeg-encoder`
+  instructions) and NEON on aarch64 (`neon.rs`); the tests hold each to
+  the portable code's bytes. `jpeg-encoder`
   (its reference) is built without its `simd` feature. On x86-64 the
   compiler still uses SSE2 for both (the baseline). The Pi Zero (ARMv6, no
   NEON) has no vector unit for any of them: there, the instruction ratio

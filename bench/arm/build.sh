@@ -7,6 +7,8 @@
 #             bundled in the turbojpeg-sys crate the x86 bench uses), both
 #             compiled by zig cc for -mcpu=arm1176jzf_s, without SIMD (the
 #             ARM1176 has no NEON), CMake's Release flags (-O3)
+#   zerocam64=, turbo64=  the same two for the Zero 2 W (aarch64,
+#             -mcpu=cortex_a53), libjpeg-turbo with its NEON code
 #   plugin=   bench/arm/insncount.c, a qemu TCG plugin counting executed
 #             guest instructions, built against qemu-plugin.h from Debian's
 #             source package of the installed qemu-user (fetched with
@@ -85,6 +87,33 @@ cargo zigbuild -Zbuild-std=std,panic_abort --target arm-unknown-linux-musleabihf
     --no-default-features --profile pi --example encode_frames --locked >&2
 zc=$root/target/arm-unknown-linux-musleabihf/pi/examples/encode_frames
 
+# --- the same for the Zero 2 W (aarch64, Cortex-A53) ---------------------
+# libjpeg-turbo with its NEON code (WITH_SIMD=1; JSIMD_FORCENONE=1 at run
+# time gives its scalar C from the same build), and zerocam's tool.
+for tool in cc ar ranlib; do
+    extra=
+    [ $tool = cc ] && extra='-target aarch64-linux-musl -mcpu=cortex_a53'
+    printf '#!/bin/sh\nexec %s -m ziglang %s %s "$@"\n' "$py" "$tool" "$extra" >"$out/a64$tool"
+    chmod +x "$out/a64$tool"
+done
+if [ ! -f "$out/turbo-a64/libturbojpeg.a" ]; then
+    pi_log "bench/arm: building libjpeg-turbo ($turbo_src) for cortex-a53 with NEON"
+    rm -rf "$out/turbo-a64"
+    cmake -S "$turbo_src" -B "$out/turbo-a64" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
+        -DCMAKE_C_COMPILER="$out/a64cc" -DCMAKE_AR="$out/a64ar" -DCMAKE_RANLIB="$out/a64ranlib" \
+        -DENABLE_SHARED=0 -DWITH_SIMD=1 >&2
+    cmake --build "$out/turbo-a64" --target turbojpeg-static -j"$(nproc)" >&2
+fi
+grep -q 'WITH_SIMD:BOOL=1' "$out/turbo-a64/CMakeCache.txt" ||
+    { pi_log "bench/arm: libjpeg-turbo for aarch64 was built without SIMD"; exit 1; }
+"$out/a64cc" -O3 -static -I"$turbo_src/src" -I"$out/turbo-a64" bench/arm/turbo_frames.c \
+    "$out/turbo-a64/libturbojpeg.a" -o "$out/turbo_frames_a64"
+pi_log "bench/arm: building tools/encode_frames.rs for the Zero 2 W (profile pi)"
+cargo zigbuild -Zbuild-std=std,panic_abort --target aarch64-unknown-linux-musl \
+    --no-default-features --profile pi --example encode_frames --locked >&2
+zc64=$root/target/aarch64-unknown-linux-musl/pi/examples/encode_frames
+
 for bin in "$zc" "$out/turbo_frames"; do
     arch=$(readelf -A "$bin" | sed -n 's/^ *Tag_CPU_arch: //p')
     [ "$arch" = v6 ] || [ "$arch" = v6KZ ] || { pi_log "bench/arm: $bin has Tag_CPU_arch '$arch', expected v6"; exit 1; }
@@ -92,3 +121,5 @@ done
 echo "zerocam=$zc"
 echo "turbo=$out/turbo_frames"
 echo "plugin=$out/insncount.so"
+echo "zerocam64=$zc64"
+echo "turbo64=$out/turbo_frames_a64"

@@ -28,7 +28,9 @@ pub const SCALE: i32 = 4;
 /// Bits of the quantisation reciprocals: the quotient is the high word of
 /// a 32 × 32-bit product (one SMMULR on ARMv6). Every divisor is above 2
 /// (the smallest, quality 100 at (7, 7): 1 · 0.276² · 8 · [`SCALE`] ≈ 2.4),
-/// so every reciprocal fits an i32.
+/// so every reciprocal fits an i32. Each is even, twice a 31-bit one, so
+/// that NEON's SQRDMULH (`(2·a·b + 2^31) >> 32`) with half of it gives
+/// the same quotient.
 const RECIP_BITS: u32 = 32;
 
 /// `cos(kπ/16)·√2` (1 for k = 0): the scale of AAN output k.
@@ -99,8 +101,11 @@ pub fn fdct(d: &mut [i32; 64]) {
 /// One table's reciprocals in zigzag order, for samples summed `sum` times.
 #[derive(Clone)]
 pub struct Quant {
-    /// `2^32 / divisor` per coefficient, zigzag order.
+    /// `2^32 / divisor` per coefficient (even), zigzag order.
     pub recip: [i32; 64],
+    /// Half of each, `2^31 / divisor`, in natural order (NEON quantises
+    /// rows with SQRDMULH, then reorders).
+    pub natural: [i32; 64],
     /// What the level shift would have taken from the DC output.
     pub dc_offset: i32,
 }
@@ -109,16 +114,19 @@ impl Quant {
     /// Reciprocals of `table` (natural order) for blocks of samples at
     /// [`SCALE`] × their pixel value.
     pub fn new(table: &[u16; 64]) -> Quant {
+        let mut natural = [0i32; 64];
+        for (n, r) in natural.iter_mut().enumerate() {
+            let d = f64::from(table[n]) * AAN[n / 8] * AAN[n % 8] * 8.0 * f64::from(SCALE);
+            let half = ((1u64 << (RECIP_BITS - 1)) as f64 / d).round();
+            *r = half.min(f64::from(i32::MAX / 2)) as i32;
+        }
         let mut recip = [0i32; 64];
         for (k, r) in recip.iter_mut().enumerate() {
-            let n = ZIGZAG[k] as usize;
-            let d = f64::from(table[n]) * AAN[n / 8] * AAN[n % 8] * 8.0 * f64::from(SCALE);
-            *r = ((1u64 << RECIP_BITS) as f64 / d)
-                .round()
-                .min(f64::from(i32::MAX)) as i32;
+            *r = 2 * natural[ZIGZAG[k] as usize];
         }
         Quant {
             recip,
+            natural,
             dc_offset: 128 * 64 * SCALE,
         }
     }

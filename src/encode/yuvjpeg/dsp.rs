@@ -1,9 +1,10 @@
-//! The encoder's inner loops in two implementations that must agree bit
-//! for bit: [`Portable`] Rust, and on 32-bit ARM the ARMv6 DSP and SIMD
+//! The encoder's inner loops in implementations that must agree bit for
+//! bit: [`Portable`] Rust; on 32-bit ARM the ARMv6 DSP and SIMD
 //! instructions the Pi Zero's ARM1176 has and a compiler does not reach for
-//! on its own ([`Armv6`], in [`super::armv6`]). [`Native`] is the one the
-//! encoder runs; the tests run each implementation on the same inputs
-//! (under `qemu-arm -cpu arm1176` in scripts/test-arm) and want identical
+//! on its own (`Armv6`, in `armv6.rs`); on aarch64 NEON (`Neon`, in
+//! `neon.rs`). [`Native`] is the one the encoder runs; the tests run it and
+//! the portable code on the same inputs (under `qemu-arm -cpu arm1176` and
+//! `qemu-aarch64 -cpu cortex-a53` in scripts/test-arm) and want identical
 //! output.
 
 use super::dct::{self, Quant};
@@ -71,16 +72,45 @@ impl Dsp for Armv6 {
     }
 }
 
+/// NEON through `core::arch::aarch64`.
+#[cfg(target_arch = "aarch64")]
+pub struct Neon;
+
+#[cfg(target_arch = "aarch64")]
+impl Dsp for Neon {
+    type Block = super::neon::Block;
+    fn new_block() -> super::neon::Block {
+        super::neon::Block::new()
+    }
+    #[inline(always)]
+    fn fetch(data: &[u8], p: &Plane, x0: usize, y0: usize, rows: usize, b: &mut Self::Block) {
+        super::neon::fetch(data, p, x0, y0, rows, b);
+    }
+    #[inline(always)]
+    fn fdct(b: &mut Self::Block) -> &[i32; 64] {
+        super::neon::fdct(b)
+    }
+    #[inline(always)]
+    fn quantize(d: &[i32; 64], q: &Quant, zz: &mut [i16; 64]) -> u64 {
+        super::neon::quantize(d, q, zz)
+    }
+}
+
 /// The implementation the encoder runs on this target.
 #[cfg(target_arch = "arm")]
 pub type Native = Armv6;
 /// The implementation the encoder runs on this target.
-#[cfg(not(target_arch = "arm"))]
+#[cfg(target_arch = "aarch64")]
+pub type Native = Neon;
+/// The implementation the encoder runs on this target.
+#[cfg(not(any(target_arch = "arm", target_arch = "aarch64")))]
 pub type Native = Portable;
 
 /// Which code path the encoder runs (named in the camera's start-up log).
 pub const PATH: &str = if cfg!(target_arch = "arm") {
     "armv6 dsp"
+} else if cfg!(target_arch = "aarch64") {
+    "neon"
 } else {
     "portable"
 };

@@ -12,7 +12,7 @@
 //!
 //! Stages, one file each: [`fetch`] (blocks from the buffer), [`dct`]
 //! (AAN DCT + reciprocal quantisation), [`entropy`] (Huffman coding),
-//! [`tables`]; [`dsp`] has the arithmetic they share, portable and ARMv6.
+//! [`tables`]; [`dsp`] has their inner loops, portable, ARMv6 and NEON.
 
 #[cfg(target_arch = "arm")]
 pub mod armv6;
@@ -20,6 +20,8 @@ pub mod dct;
 pub mod dsp;
 pub mod entropy;
 pub mod fetch;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
 pub mod tables;
 
 use std::sync::OnceLock;

@@ -1,0 +1,314 @@
+//! The encoder's inner loops with NEON, for the Zero 2 W's Cortex-A53 (and
+//! any aarch64): a block's eight rows as eight vectors, the DCT's first
+//! pass on all rows at once in 16-bit lanes (SQRDMULH multiplies), its
+//! second in 32-bit lanes, quantisation by SQRDMULH and the zigzag order by
+//! table lookups. Each step computes exactly what its portable twin does
+//! ([`super::dsp::Portable`]); the tests compare them bit for bit (under
+//! `qemu-aarch64 -cpu cortex-a53` in scripts/test-arm).
+
+use core::arch::aarch64::*;
+
+use super::dct::{C0_382, C0_541, C0_707, C1_306, Quant};
+use super::fetch::{self, Plane};
+use super::tables::ZIGZAG;
+
+/// One block on its way through the DCT: the fetched samples (row-major,
+/// [`super::dct::SCALE`] × the pixel) and the coefficients.
+#[repr(C, align(16))]
+pub struct Block {
+    samples: [i16; 64],
+    out: [i32; 64],
+}
+
+impl Block {
+    /// An empty block.
+    pub fn new() -> Block {
+        Block {
+            samples: [0; 64],
+            out: [0; 64],
+        }
+    }
+}
+
+impl Default for Block {
+    fn default() -> Block {
+        Block::new()
+    }
+}
+
+/// [`fetch::block`] into [`Block::samples`]: one load a row (LD1, or LD2 /
+/// LD4 that de-interleave YUYV and NV12), a widening shift, a store.
+#[inline(always)]
+pub fn fetch(data: &[u8], p: &Plane, x0: usize, y0: usize, rows: usize, b: &mut Block) {
+    let start = (p.base + y0 * rows * p.stride + x0 * p.step).wrapping_sub(p.lane);
+    // The loads read whole groups of the block's rows (see Plane::lane).
+    let end = start + (8 * rows - 1) * p.stride + 8 * p.step;
+    let vector = p.inside(x0, y0, rows)
+        && end <= data.len()
+        && matches!(
+            (p.step, p.lane, rows),
+            (1, 0, 1) | (2, 0 | 1, 1) | (4, 1 | 3, 2)
+        );
+    if !vector {
+        let mut blk = [0i32; 64];
+        fetch::block(data, p, x0, y0, rows, &mut blk);
+        for (s, v) in b.samples.iter_mut().zip(blk) {
+            *s = v as i16;
+        }
+        return;
+    }
+    let src = data[start..end].as_ptr();
+    let out = b.samples.as_mut_ptr();
+    let stride = p.stride;
+    // One loop per layout, so that the loop bodies have no branch.
+    macro_rules! rows {
+        ($load:expr) => {
+            for r in 0..8 {
+                // SAFETY: every load is inside data[start..end] (each row's
+                // groups start at start + n·stride and span 8·step
+                // bytes); every store is one row of b.samples.
+                unsafe {
+                    let v: uint16x8_t = $load(src.add(r * rows * stride));
+                    vst1q_s16(out.add(8 * r), vreinterpretq_s16_u16(v));
+                }
+            }
+        };
+    }
+    // SAFETY (the loads below): as above.
+    match (p.step, p.lane) {
+        (1, _) => rows!(|a| vshll_n_u8::<2>(vld1_u8(a))),
+        (2, 0) => rows!(|a| vshll_n_u8::<2>(vld2_u8(a).0)),
+        (2, _) => rows!(|a| vshll_n_u8::<2>(vld2_u8(a).1)),
+        (_, 1) => rows!(|a: *const u8| {
+            vshlq_n_u16::<1>(vaddl_u8(vld4_u8(a).1, vld4_u8(a.add(stride)).1))
+        }),
+        _ => rows!(|a: *const u8| {
+            vshlq_n_u16::<1>(vaddl_u8(vld4_u8(a).3, vld4_u8(a.add(stride)).3))
+        }),
+    }
+}
+
+/// Transposes eight vectors of eight 16-bit lanes (TRN1/TRN2 at 16, 32 and
+/// 64 bits).
+#[inline(always)]
+unsafe fn transpose(v: &mut [int16x8_t; 8]) {
+    // SAFETY: register-only NEON operations.
+    unsafe {
+        let t: [int16x8_t; 8] = [
+            vtrn1q_s16(v[0], v[1]),
+            vtrn2q_s16(v[0], v[1]),
+            vtrn1q_s16(v[2], v[3]),
+            vtrn2q_s16(v[2], v[3]),
+            vtrn1q_s16(v[4], v[5]),
+            vtrn2q_s16(v[4], v[5]),
+            vtrn1q_s16(v[6], v[7]),
+            vtrn2q_s16(v[6], v[7]),
+        ];
+        let w = |x: int16x8_t| vreinterpretq_s32_s16(x);
+        let u: [int32x4_t; 8] = [
+            vtrn1q_s32(w(t[0]), w(t[2])),
+            vtrn1q_s32(w(t[1]), w(t[3])),
+            vtrn2q_s32(w(t[0]), w(t[2])),
+            vtrn2q_s32(w(t[1]), w(t[3])),
+            vtrn1q_s32(w(t[4]), w(t[6])),
+            vtrn1q_s32(w(t[5]), w(t[7])),
+            vtrn2q_s32(w(t[4]), w(t[6])),
+            vtrn2q_s32(w(t[5]), w(t[7])),
+        ];
+        let d = |x: int32x4_t| vreinterpretq_s64_s32(x);
+        let back = |x: int64x2_t| vreinterpretq_s16_s64(x);
+        for k in 0..4 {
+            v[k] = back(vtrn1q_s64(d(u[k]), d(u[k + 4])));
+            v[k + 4] = back(vtrn2q_s64(d(u[k]), d(u[k + 4])));
+        }
+    }
+}
+
+/// `mul(x, c)` of [`super::dct`], `(x·c + 2^13) >> 14`, in 16-bit lanes:
+/// SQRDMULH by 2c gives `(4·x·c + 2^15) >> 16`, the same number.
+#[inline(always)]
+unsafe fn mul16(x: int16x8_t, c: i32) -> int16x8_t {
+    // SAFETY: register-only; 2c < 2^15 for every multiplier passed here.
+    unsafe { vqrdmulhq_n_s16(x, (2 * c) as i16) }
+}
+
+/// The AAN pass of [`super::dct`] on eight rows at once (`d[k]` holds
+/// element k of every row), in 16 bits: every value of a first pass fits
+/// (at most 8 × 1020).
+#[inline(always)]
+unsafe fn pass16(d: &mut [int16x8_t; 8]) {
+    // SAFETY: register-only NEON operations.
+    unsafe {
+        let (add, sub) = (|a, b| vaddq_s16(a, b), |a, b| vsubq_s16(a, b));
+        let (tmp0, tmp7) = (add(d[0], d[7]), sub(d[0], d[7]));
+        let (tmp1, tmp6) = (add(d[1], d[6]), sub(d[1], d[6]));
+        let (tmp2, tmp5) = (add(d[2], d[5]), sub(d[2], d[5]));
+        let (tmp3, tmp4) = (add(d[3], d[4]), sub(d[3], d[4]));
+        let (t10, t13) = (add(tmp0, tmp3), sub(tmp0, tmp3));
+        let (t11, t12) = (add(tmp1, tmp2), sub(tmp1, tmp2));
+        let z1 = mul16(add(t12, t13), C0_707);
+        d[0] = add(t10, t11);
+        d[4] = sub(t10, t11);
+        d[2] = add(t13, z1);
+        d[6] = sub(t13, z1);
+        let t10 = add(tmp4, tmp5);
+        let t11 = add(tmp5, tmp6);
+        let t12 = add(tmp6, tmp7);
+        let z5 = mul16(sub(t10, t12), C0_382);
+        let z2 = add(mul16(t10, C0_541), z5);
+        // 1.306 does not fit a Q15 multiplier: t + 0.306·t, exactly the
+        // same rounding (t·2^14 is a multiple of 2^14).
+        let z4 = add(add(t12, mul16(t12, C1_306 - (1 << 14))), z5);
+        let z3 = mul16(t11, C0_707);
+        let (z11, z13) = (add(tmp7, z3), sub(tmp7, z3));
+        d[5] = add(z13, z2);
+        d[3] = sub(z13, z2);
+        d[1] = add(z11, z4);
+        d[7] = sub(z11, z4);
+    }
+}
+
+/// `mul(x, c)` of [`super::dct`] in 32-bit lanes: a multiply and a
+/// rounding shift.
+#[inline(always)]
+unsafe fn mul32(x: int32x4_t, c: i32) -> int32x4_t {
+    // SAFETY: register-only.
+    unsafe { vrshrq_n_s32::<14>(vmulq_n_s32(x, c)) }
+}
+
+/// The AAN pass in 32 bits on four columns at once (`d[k]` holds element k
+/// of each).
+#[inline(always)]
+unsafe fn pass32(d: &mut [int32x4_t; 8]) {
+    // SAFETY: register-only NEON operations.
+    unsafe {
+        let (add, sub) = (|a, b| vaddq_s32(a, b), |a, b| vsubq_s32(a, b));
+        let (tmp0, tmp7) = (add(d[0], d[7]), sub(d[0], d[7]));
+        let (tmp1, tmp6) = (add(d[1], d[6]), sub(d[1], d[6]));
+        let (tmp2, tmp5) = (add(d[2], d[5]), sub(d[2], d[5]));
+        let (tmp3, tmp4) = (add(d[3], d[4]), sub(d[3], d[4]));
+        let (t10, t13) = (add(tmp0, tmp3), sub(tmp0, tmp3));
+        let (t11, t12) = (add(tmp1, tmp2), sub(tmp1, tmp2));
+        let z1 = mul32(add(t12, t13), C0_707);
+        d[0] = add(t10, t11);
+        d[4] = sub(t10, t11);
+        d[2] = add(t13, z1);
+        d[6] = sub(t13, z1);
+        let t10 = add(tmp4, tmp5);
+        let t11 = add(tmp5, tmp6);
+        let t12 = add(tmp6, tmp7);
+        let z5 = mul32(sub(t10, t12), C0_382);
+        let z2 = add(mul32(t10, C0_541), z5);
+        let z4 = add(mul32(t12, C1_306), z5);
+        let z3 = mul32(t11, C0_707);
+        let (z11, z13) = (add(tmp7, z3), sub(tmp7, z3));
+        d[5] = add(z13, z2);
+        d[3] = sub(z13, z2);
+        d[1] = add(z11, z4);
+        d[7] = sub(z11, z4);
+    }
+}
+
+/// [`super::dct::fdct`]: rows in 16-bit lanes (transposed so that one
+/// vector operation does a step of all eight), then columns in 32-bit
+/// lanes, four at a time.
+#[inline(always)]
+pub fn fdct(b: &mut Block) -> &[i32; 64] {
+    let inp = b.samples.as_ptr();
+    let out = b.out.as_mut_ptr();
+    // SAFETY: loads of the 64 samples and stores of the 64 coefficients,
+    // inside their arrays; the rest is registers.
+    unsafe {
+        let mut v: [int16x8_t; 8] = [vdupq_n_s16(0); 8];
+        for (r, x) in v.iter_mut().enumerate() {
+            *x = vld1q_s16(inp.add(8 * r));
+        }
+        // v[c] = column c of every row: the row pass.
+        transpose(&mut v);
+        pass16(&mut v);
+        // v[r] = row r's outputs: the column pass on each half.
+        transpose(&mut v);
+        for half in 0..2 {
+            let mut w: [int32x4_t; 8] = [vdupq_n_s32(0); 8];
+            for (x, y) in w.iter_mut().zip(v) {
+                *x = if half == 0 {
+                    vmovl_s16(vget_low_s16(y))
+                } else {
+                    vmovl_high_s16(y)
+                };
+            }
+            pass32(&mut w);
+            for (r, x) in w.into_iter().enumerate() {
+                vst1q_s32(out.add(8 * r + 4 * half), x);
+            }
+        }
+    }
+    &b.out
+}
+
+/// Byte indices that put 16-bit coefficients in zigzag order with table
+/// lookups: for output byte `2k + i`, byte `2·ZIGZAG[k] + i` of the natural
+/// order; `LOW` looks in its first 64 bytes, `HIGH` (the same minus 64) in
+/// the rest. An index out of a table's range selects nothing there.
+const fn zigzag_bytes(minus: u8) -> [u8; 128] {
+    let mut t = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let n = ZIGZAG[b / 2];
+        t[b] = (2 * n + (b % 2) as u8).wrapping_sub(minus);
+        b += 1;
+    }
+    t
+}
+static ZIGZAG_LOW: [u8; 128] = zigzag_bytes(0);
+static ZIGZAG_HIGH: [u8; 128] = zigzag_bytes(64);
+
+/// Weights that turn eight "non-zero" lanes into one byte, first lane in
+/// the top bit.
+static LANE_BITS: [u16; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
+
+/// [`super::dct::quantize_portable`]: SQRDMULH by the half reciprocals of
+/// [`Quant::natural`], saturating narrow and clamp, zigzag by TBL/TBX, and the
+/// non-zero mask from lane tests summed into bytes.
+#[inline(always)]
+pub fn quantize(d: &[i32; 64], q: &Quant, zz: &mut [i16; 64]) -> u64 {
+    let (dp, rp, zp) = (d.as_ptr(), q.natural.as_ptr(), zz.as_mut_ptr());
+    // SAFETY: loads of d and q.natural (64 each), stores of zz (64), and
+    // the tables above; the rest is registers.
+    unsafe {
+        let (lo, hi) = (vdupq_n_s16(-1024), vdupq_n_s16(1023));
+        let mut nat = [vdupq_n_s16(0); 8];
+        for (j, n) in nat.iter_mut().enumerate() {
+            let mut a = vld1q_s32(dp.add(8 * j));
+            let b = vld1q_s32(dp.add(8 * j + 4));
+            if j == 0 {
+                a = vsubq_s32(a, vsetq_lane_s32::<0>(q.dc_offset, vdupq_n_s32(0)));
+            }
+            let ra = vld1q_s32(rp.add(8 * j));
+            let rb = vld1q_s32(rp.add(8 * j + 4));
+            let v = vqmovn_high_s32(vqmovn_s32(vqrdmulhq_s32(a, ra)), vqrdmulhq_s32(b, rb));
+            *n = vminq_s16(vmaxq_s16(v, lo), hi);
+        }
+        let bytes = |x: int16x8_t| vreinterpretq_u8_s16(x);
+        let low = uint8x16x4_t(bytes(nat[0]), bytes(nat[1]), bytes(nat[2]), bytes(nat[3]));
+        let high = uint8x16x4_t(bytes(nat[4]), bytes(nat[5]), bytes(nat[6]), bytes(nat[7]));
+        let weights = vld1q_u16(LANE_BITS.as_ptr());
+        let mut sums = [vdupq_n_u16(0); 8];
+        for (j, s) in sums.iter_mut().enumerate() {
+            let il = vld1q_u8(ZIGZAG_LOW.as_ptr().add(16 * j));
+            let ih = vld1q_u8(ZIGZAG_HIGH.as_ptr().add(16 * j));
+            let z = vreinterpretq_s16_u8(vqtbx4q_u8(vqtbl4q_u8(low, il), high, ih));
+            vst1q_s16(zp.add(8 * j), z);
+            *s = vandq_u16(vtstq_s16(z, z), weights);
+        }
+        // Pairwise sums: lane j ends as the byte of coefficients 8j..8j+7.
+        let p01 = vpaddq_u16(sums[0], sums[1]);
+        let p23 = vpaddq_u16(sums[2], sums[3]);
+        let p45 = vpaddq_u16(sums[4], sums[5]);
+        let p67 = vpaddq_u16(sums[6], sums[7]);
+        let all = vpaddq_u16(vpaddq_u16(p01, p23), vpaddq_u16(p45, p67));
+        // Byte 0 (coefficients 0..7) is the mask's top byte.
+        let m = vreinterpret_u64_u8(vrev64_u8(vmovn_u16(all)));
+        vget_lane_u64::<0>(m)
+    }
+}
