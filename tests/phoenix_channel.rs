@@ -42,6 +42,9 @@ struct Script {
     ack_after: usize,
     /// Send an ignorable broadcast every 200 ms, so the link is never silent.
     chatter: bool,
+    /// Take frames no faster than this many bytes a second, behind a small
+    /// receive buffer: a slow link, as the camera sees it.
+    read_rate: Option<f64>,
 }
 
 impl Default for Script {
@@ -52,6 +55,7 @@ impl Default for Script {
             ack_frames: false,
             ack_after: 0,
             chatter: false,
+            read_rate: None,
         }
     }
 }
@@ -114,6 +118,12 @@ impl PhxServer {
     fn start(script: Script) -> PhxServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
+        if script.read_rate.is_some() {
+            // Accepted sockets inherit it; the window is set at the SYN.
+            socket2::SockRef::from(&listener)
+                .set_recv_buffer_size(16 * 1024)
+                .unwrap();
+        }
         let addr = listener.local_addr().unwrap();
         let (tx, events) = channel();
         let outbox = Arc::new(Mutex::new(Vec::new()));
@@ -338,6 +348,9 @@ fn serve(
                 };
                 let (j, r) = (m.join_ref.unwrap(), m.ref_.unwrap());
                 frames_seen += 1;
+                if let Some(rate) = script.read_rate {
+                    thread::sleep(Duration::from_secs_f64(b.len() as f64 / rate));
+                }
                 if script.ack_frames && frames_seen > script.ack_after {
                     let _ = ws.send(reply(&j, &r, "ok", json!({})));
                 }
@@ -371,11 +384,12 @@ fn camera(server: &PhxServer, extra: &[&str]) -> Zerocam {
         "cam1",
         "--protocol",
         "phoenix",
-        "--size",
-        "160x120",
         "--heartbeat",
         "1",
     ];
+    if !extra.contains(&"--size") {
+        args.extend(["--size", "160x120"]);
+    }
     if !extra.contains(&"--fps") {
         args.extend(["--fps", "10"]);
     }
@@ -523,6 +537,62 @@ fn joins_then_streams_binary_pushes_with_heartbeats_and_stats() {
         !evs.iter()
             .any(|e| matches!(e, Ev::Connected { .. } | Ev::Closed { .. })),
         "one connection"
+    );
+}
+
+/// `--adapt quality` through the Phoenix dialect as through the raw one: a
+/// channel that takes frames slower than the camera makes them at quality
+/// 80 (a reader paced to 40 KB/s; the scene's 320×240 frames at 80 are
+/// about 10 KB, 15 a second) brings the encoding quality down, frames keep
+/// arriving, and the stats pushes the channel gets say so.
+#[test]
+fn over_a_slow_channel_the_quality_drops_and_frames_keep_coming() {
+    let server = PhxServer::start(Script {
+        ack_frames: true,
+        read_rate: Some(40_000.0),
+        ..Script::default()
+    });
+    let cam = camera(
+        &server,
+        &[
+            "--source",
+            "pattern:scene",
+            "--size",
+            "320x240",
+            "--fps",
+            "15",
+            "--quality",
+            "80",
+            "--adapt",
+            "quality",
+            "--stats-interval",
+            "1",
+        ],
+    );
+    let quality = |e: &Ev| match e {
+        Ev::Text { msg, .. } if msg.event == "stats" => match &msg.payload {
+            Payload::Json(p) => p["encoding_quality"].as_u64(),
+            _ => None,
+        },
+        _ => None,
+    };
+    let low = server.wait_for(60 * SEC, |e| quality(&e).filter(|&q| q <= 60));
+    assert!(
+        low.is_some(),
+        "the quality never came down to 60: {:?}",
+        cam.lines_with("stats: ")
+    );
+    // And it stays down with frames still coming (the precondition: the
+    // camera makes more than the channel takes at 80).
+    let evs = server.collect(6 * SEC);
+    let qs: Vec<u64> = evs.iter().filter_map(quality).collect();
+    let frames = evs.iter().filter(|e| matches!(e, Ev::Frame { .. })).count();
+    assert!(qs.len() >= 3, "stats pushes in 6 s: {qs:?}");
+    assert!(qs.iter().all(|&q| q < 80), "back at 80: {qs:?}");
+    assert!(
+        frames >= 10,
+        "{frames} frames in 6 s: {:?}",
+        cam.lines_with("stats: ")
     );
 }
 
