@@ -977,7 +977,11 @@ def merge_parts(path, cmd):
     the rest of the file stays."""
     text = open(path).read()
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    for block in out[1:]:  # out[0] is the run's header
+    # A part may emit several tables: each replaces its own section.
+    blocks = [b if i == 0 else "### " + b
+              for chunk in out[1:]  # out[0] is the run's header
+              for i, b in enumerate(chunk.split("\n### "))]
+    for block in blocks:
         title = block.splitlines()[0]
         if not title.startswith("### "):
             continue

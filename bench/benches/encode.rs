@@ -111,7 +111,7 @@ fn run() -> anyhow::Result<()> {
             );
         };
         row(
-            "zerocam (jpeg-encoder)",
+            "zerocam's encoder",
             median(&t[0]),
             Some(zc_len),
             "1 (reference)",
