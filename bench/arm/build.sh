@@ -57,27 +57,36 @@ if [ ! -f "$header" ]; then
 fi
 gcc -shared -fPIC -O2 -Wall -I"$(dirname "$header")" bench/arm/insncount.c -o "$out/insncount.so"
 
-# --- zig cc for the ARM1176 ----------------------------------------------
-for tool in cc ar ranlib; do
-    extra=
-    [ $tool = cc ] && extra='-target arm-linux-musleabihf -mcpu=arm1176jzf_s'
-    printf '#!/bin/sh\nexec %s -m ziglang %s %s "$@"\n' "$py" "$tool" "$extra" >"$out/z$tool"
-    chmod +x "$out/z$tool"
-done
+# --- zig cc wrappers and libjpeg-turbo, per target ---------------------
+# zig_tools PREFIX ZIG_TARGET CPU: $out/PREFIX{cc,ar,ranlib} for that CPU.
+zig_tools() {
+    local tool extra
+    for tool in cc ar ranlib; do
+        extra=
+        [ $tool = cc ] && extra="-target $2 -mcpu=$3"
+        printf '#!/bin/sh\nexec %s -m ziglang %s %s "$@"\n' "$py" "$tool" "$extra" >"$out/$1$tool"
+        chmod +x "$out/$1$tool"
+    done
+}
+# turbo PREFIX BUILD_DIR PROCESSOR WITH_SIMD: libjpeg-turbo's static
+# TurboJPEG library with those tools (CMake's Release flags, -O3), once.
+turbo() {
+    [ -f "$out/$2/libturbojpeg.a" ] && return
+    pi_log "bench/arm: building libjpeg-turbo ($turbo_src) for $3 (WITH_SIMD=$4) with zig cc"
+    rm -rf "${out:?}/$2"
+    cmake -S "$turbo_src" -B "$out/$2" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR="$3" \
+        -DCMAKE_C_COMPILER="$out/$1cc" -DCMAKE_AR="$out/$1ar" -DCMAKE_RANLIB="$out/$1ranlib" \
+        -DENABLE_SHARED=0 -DWITH_SIMD="$4" >&2
+    cmake --build "$out/$2" --target turbojpeg-static -j"$(nproc)" >&2
+}
+zig_tools z arm-linux-musleabihf arm1176jzf_s
 
 # --- libjpeg-turbo and its driver ----------------------------------------
 turbo_src=$(cargo metadata --format-version 1 --manifest-path bench/Cargo.toml --locked |
     "$py" -c 'import json,sys,os; m=json.load(sys.stdin); print(next(os.path.join(os.path.dirname(p["manifest_path"]),"libjpeg-turbo") for p in m["packages"] if p["name"]=="turbojpeg-sys"))')
 [ -f "$turbo_src/CMakeLists.txt" ] || (cd bench && cargo fetch --locked >&2)
-if [ ! -f "$out/turbo-build/libturbojpeg.a" ]; then
-    pi_log "bench/arm: building libjpeg-turbo ($turbo_src) for arm1176jzf-s with zig cc"
-    rm -rf "$out/turbo-build"
-    cmake -S "$turbo_src" -B "$out/turbo-build" -DCMAKE_BUILD_TYPE=Release \
-        -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=arm \
-        -DCMAKE_C_COMPILER="$out/zcc" -DCMAKE_AR="$out/zar" -DCMAKE_RANLIB="$out/zranlib" \
-        -DENABLE_SHARED=0 -DWITH_SIMD=0 >&2
-    cmake --build "$out/turbo-build" --target turbojpeg-static -j"$(nproc)" >&2
-fi
+turbo z turbo-build arm 0
 "$out/zcc" -O3 -static -I"$turbo_src/src" -I"$out/turbo-build" bench/arm/turbo_frames.c \
     "$out/turbo-build/libturbojpeg.a" -o "$out/turbo_frames"
 
@@ -90,21 +99,8 @@ zc=$root/target/arm-unknown-linux-musleabihf/pi/examples/encode_frames
 # --- the same for the Zero 2 W (aarch64, Cortex-A53) ---------------------
 # libjpeg-turbo with its NEON code (WITH_SIMD=1; JSIMD_FORCENONE=1 at run
 # time gives its scalar C from the same build), and zerocam's tool.
-for tool in cc ar ranlib; do
-    extra=
-    [ $tool = cc ] && extra='-target aarch64-linux-musl -mcpu=cortex_a53'
-    printf '#!/bin/sh\nexec %s -m ziglang %s %s "$@"\n' "$py" "$tool" "$extra" >"$out/a64$tool"
-    chmod +x "$out/a64$tool"
-done
-if [ ! -f "$out/turbo-a64/libturbojpeg.a" ]; then
-    pi_log "bench/arm: building libjpeg-turbo ($turbo_src) for cortex-a53 with NEON"
-    rm -rf "$out/turbo-a64"
-    cmake -S "$turbo_src" -B "$out/turbo-a64" -DCMAKE_BUILD_TYPE=Release \
-        -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 \
-        -DCMAKE_C_COMPILER="$out/a64cc" -DCMAKE_AR="$out/a64ar" -DCMAKE_RANLIB="$out/a64ranlib" \
-        -DENABLE_SHARED=0 -DWITH_SIMD=1 >&2
-    cmake --build "$out/turbo-a64" --target turbojpeg-static -j"$(nproc)" >&2
-fi
+zig_tools a64 aarch64-linux-musl cortex_a53
+turbo a64 turbo-a64 aarch64 1
 grep -q 'WITH_SIMD:BOOL=1' "$out/turbo-a64/CMakeCache.txt" ||
     { pi_log "bench/arm: libjpeg-turbo for aarch64 was built without SIMD"; exit 1; }
 "$out/a64cc" -O3 -static -I"$turbo_src/src" -I"$out/turbo-a64" bench/arm/turbo_frames.c \

@@ -52,38 +52,66 @@ fn mul(x: i32, c: i32) -> i32 {
     (x * c + (1 << (CONST_BITS - 1))) >> CONST_BITS
 }
 
-/// One 8-point AAN pass over `d[0], d[step], … d[7·step]`, in place.
+/// What an AAN pass computes with: one value, or the lanes of a vector
+/// (the NEON path's), each giving exactly what `i32` gives.
+pub(super) trait Lanes: Copy {
+    fn add(self, o: Self) -> Self;
+    fn sub(self, o: Self) -> Self;
+    /// `(x·c + 2^13) >> 14`, for the multipliers above.
+    fn mul(self, c: i32) -> Self;
+}
+
+impl Lanes for i32 {
+    #[inline(always)]
+    fn add(self, o: i32) -> i32 {
+        self + o
+    }
+    #[inline(always)]
+    fn sub(self, o: i32) -> i32 {
+        self - o
+    }
+    #[inline(always)]
+    fn mul(self, c: i32) -> i32 {
+        mul(self, c)
+    }
+}
+
+/// One 8-point AAN pass: `d[k]` in, output k out.
+#[inline(always)]
+pub(super) fn aan<L: Lanes>(d: [L; 8]) -> [L; 8] {
+    let (tmp0, tmp7) = (d[0].add(d[7]), d[0].sub(d[7]));
+    let (tmp1, tmp6) = (d[1].add(d[6]), d[1].sub(d[6]));
+    let (tmp2, tmp5) = (d[2].add(d[5]), d[2].sub(d[5]));
+    let (tmp3, tmp4) = (d[3].add(d[4]), d[3].sub(d[4]));
+
+    let (t10, t13) = (tmp0.add(tmp3), tmp0.sub(tmp3));
+    let (t11, t12) = (tmp1.add(tmp2), tmp1.sub(tmp2));
+    let z1 = t12.add(t13).mul(C0_707);
+    let o0 = t10.add(t11);
+    let o4 = t10.sub(t11);
+    let o2 = t13.add(z1);
+    let o6 = t13.sub(z1);
+
+    let t10 = tmp4.add(tmp5);
+    let t11 = tmp5.add(tmp6);
+    let t12 = tmp6.add(tmp7);
+    let z5 = t10.sub(t12).mul(C0_382);
+    let z2 = t10.mul(C0_541).add(z5);
+    let z4 = t12.mul(C1_306).add(z5);
+    let z3 = t11.mul(C0_707);
+    let z11 = tmp7.add(z3);
+    let z13 = tmp7.sub(z3);
+    let (o1, o7) = (z11.add(z4), z11.sub(z4));
+    let (o5, o3) = (z13.add(z2), z13.sub(z2));
+    [o0, o1, o2, o3, o4, o5, o6, o7]
+}
+
+/// One 8-point AAN pass over `d[at], d[at + step], … d[at + 7·step]`, in
+/// place.
 #[inline(always)]
 fn pass(d: &mut [i32; 64], at: usize, step: usize) {
-    let g = |k: usize| d[at + k * step];
-    let (tmp0, tmp7) = (g(0) + g(7), g(0) - g(7));
-    let (tmp1, tmp6) = (g(1) + g(6), g(1) - g(6));
-    let (tmp2, tmp5) = (g(2) + g(5), g(2) - g(5));
-    let (tmp3, tmp4) = (g(3) + g(4), g(3) - g(4));
-
-    let (t10, t13) = (tmp0 + tmp3, tmp0 - tmp3);
-    let (t11, t12) = (tmp1 + tmp2, tmp1 - tmp2);
-    let z1 = mul(t12 + t13, C0_707);
-    let o0 = t10 + t11;
-    let o4 = t10 - t11;
-    let o2 = t13 + z1;
-    let o6 = t13 - z1;
-
-    let t10 = tmp4 + tmp5;
-    let t11 = tmp5 + tmp6;
-    let t12 = tmp6 + tmp7;
-    let z5 = mul(t10 - t12, C0_382);
-    let z2 = mul(t10, C0_541) + z5;
-    let z4 = mul(t12, C1_306) + z5;
-    let z3 = mul(t11, C0_707);
-    let z11 = tmp7 + z3;
-    let z13 = tmp7 - z3;
-    let o5 = z13 + z2;
-    let o3 = z13 - z2;
-    let o1 = z11 + z4;
-    let o7 = z11 - z4;
-
-    for (k, v) in [o0, o1, o2, o3, o4, o5, o6, o7].into_iter().enumerate() {
+    let out = aan(std::array::from_fn(|k| d[at + k * step]));
+    for (k, v) in out.into_iter().enumerate() {
         d[at + k * step] = v;
     }
 }

@@ -8,7 +8,7 @@
 
 use core::arch::aarch64::*;
 
-use super::dct::{C0_382, C0_541, C0_707, C1_306, Quant};
+use super::dct::{Lanes, Quant, aan};
 use super::fetch::{self, Plane};
 use super::tables::ZIGZAG;
 
@@ -124,88 +124,50 @@ unsafe fn transpose(v: &mut [int16x8_t; 8]) {
     }
 }
 
-/// `mul(x, c)` of [`super::dct`], `(x·c + 2^13) >> 14`, in 16-bit lanes:
-/// SQRDMULH by 2c gives `(4·x·c + 2^15) >> 16`, the same number.
-#[inline(always)]
-unsafe fn mul16(x: int16x8_t, c: i32) -> int16x8_t {
-    // SAFETY: register-only; 2c < 2^15 for every multiplier passed here.
-    unsafe { vqrdmulhq_n_s16(x, (2 * c) as i16) }
-}
-
-/// The AAN pass of [`super::dct`] on eight rows at once (`d[k]` holds
-/// element k of every row), in 16 bits: every value of a first pass fits
-/// (at most 8 × 1020).
-#[inline(always)]
-unsafe fn pass16(d: &mut [int16x8_t; 8]) {
-    // SAFETY: register-only NEON operations.
-    unsafe {
-        let (add, sub) = (|a, b| vaddq_s16(a, b), |a, b| vsubq_s16(a, b));
-        let (tmp0, tmp7) = (add(d[0], d[7]), sub(d[0], d[7]));
-        let (tmp1, tmp6) = (add(d[1], d[6]), sub(d[1], d[6]));
-        let (tmp2, tmp5) = (add(d[2], d[5]), sub(d[2], d[5]));
-        let (tmp3, tmp4) = (add(d[3], d[4]), sub(d[3], d[4]));
-        let (t10, t13) = (add(tmp0, tmp3), sub(tmp0, tmp3));
-        let (t11, t12) = (add(tmp1, tmp2), sub(tmp1, tmp2));
-        let z1 = mul16(add(t12, t13), C0_707);
-        d[0] = add(t10, t11);
-        d[4] = sub(t10, t11);
-        d[2] = add(t13, z1);
-        d[6] = sub(t13, z1);
-        let t10 = add(tmp4, tmp5);
-        let t11 = add(tmp5, tmp6);
-        let t12 = add(tmp6, tmp7);
-        let z5 = mul16(sub(t10, t12), C0_382);
-        let z2 = add(mul16(t10, C0_541), z5);
-        // 1.306 does not fit a Q15 multiplier: t + 0.306·t, exactly the
-        // same rounding (t·2^14 is a multiple of 2^14).
-        let z4 = add(add(t12, mul16(t12, C1_306 - (1 << 14))), z5);
-        let z3 = mul16(t11, C0_707);
-        let (z11, z13) = (add(tmp7, z3), sub(tmp7, z3));
-        d[5] = add(z13, z2);
-        d[3] = sub(z13, z2);
-        d[1] = add(z11, z4);
-        d[7] = sub(z11, z4);
+/// The first pass in 16-bit lanes: every value of a first pass fits (at
+/// most 8 × 1020). `mul` is SQRDMULH by 2c, `(4·x·c + 2^15) >> 16`: the
+/// same number as `(x·c + 2^13) >> 14`.
+impl Lanes for int16x8_t {
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        // SAFETY: register-only NEON operation.
+        unsafe { vaddq_s16(self, o) }
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        // SAFETY: as above.
+        unsafe { vsubq_s16(self, o) }
+    }
+    #[inline(always)]
+    fn mul(self, c: i32) -> Self {
+        // SAFETY: as above. 2c must fit 15 bits: 1.306 does not, so it is
+        // x + 0.306·x, the same rounding (x·2^14 is a multiple of 2^14).
+        unsafe {
+            if c >= 1 << 14 {
+                vaddq_s16(self, vqrdmulhq_n_s16(self, (2 * (c - (1 << 14))) as i16))
+            } else {
+                vqrdmulhq_n_s16(self, (2 * c) as i16)
+            }
+        }
     }
 }
 
-/// `mul(x, c)` of [`super::dct`] in 32-bit lanes: a multiply and a
-/// rounding shift.
-#[inline(always)]
-unsafe fn mul32(x: int32x4_t, c: i32) -> int32x4_t {
-    // SAFETY: register-only.
-    unsafe { vrshrq_n_s32::<14>(vmulq_n_s32(x, c)) }
-}
-
-/// The AAN pass in 32 bits on four columns at once (`d[k]` holds element k
-/// of each).
-#[inline(always)]
-unsafe fn pass32(d: &mut [int32x4_t; 8]) {
-    // SAFETY: register-only NEON operations.
-    unsafe {
-        let (add, sub) = (|a, b| vaddq_s32(a, b), |a, b| vsubq_s32(a, b));
-        let (tmp0, tmp7) = (add(d[0], d[7]), sub(d[0], d[7]));
-        let (tmp1, tmp6) = (add(d[1], d[6]), sub(d[1], d[6]));
-        let (tmp2, tmp5) = (add(d[2], d[5]), sub(d[2], d[5]));
-        let (tmp3, tmp4) = (add(d[3], d[4]), sub(d[3], d[4]));
-        let (t10, t13) = (add(tmp0, tmp3), sub(tmp0, tmp3));
-        let (t11, t12) = (add(tmp1, tmp2), sub(tmp1, tmp2));
-        let z1 = mul32(add(t12, t13), C0_707);
-        d[0] = add(t10, t11);
-        d[4] = sub(t10, t11);
-        d[2] = add(t13, z1);
-        d[6] = sub(t13, z1);
-        let t10 = add(tmp4, tmp5);
-        let t11 = add(tmp5, tmp6);
-        let t12 = add(tmp6, tmp7);
-        let z5 = mul32(sub(t10, t12), C0_382);
-        let z2 = add(mul32(t10, C0_541), z5);
-        let z4 = add(mul32(t12, C1_306), z5);
-        let z3 = mul32(t11, C0_707);
-        let (z11, z13) = (add(tmp7, z3), sub(tmp7, z3));
-        d[5] = add(z13, z2);
-        d[3] = sub(z13, z2);
-        d[1] = add(z11, z4);
-        d[7] = sub(z11, z4);
+/// The second pass in 32-bit lanes: a multiply and a rounding shift.
+impl Lanes for int32x4_t {
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        // SAFETY: register-only NEON operation.
+        unsafe { vaddq_s32(self, o) }
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        // SAFETY: as above.
+        unsafe { vsubq_s32(self, o) }
+    }
+    #[inline(always)]
+    fn mul(self, c: i32) -> Self {
+        // SAFETY: as above.
+        unsafe { vrshrq_n_s32::<14>(vmulq_n_s32(self, c)) }
     }
 }
 
@@ -225,7 +187,7 @@ pub fn fdct(b: &mut Block) -> &[i32; 64] {
         }
         // v[c] = column c of every row: the row pass.
         transpose(&mut v);
-        pass16(&mut v);
+        v = aan(v);
         // v[r] = row r's outputs: the column pass on each half.
         transpose(&mut v);
         for half in 0..2 {
@@ -237,7 +199,7 @@ pub fn fdct(b: &mut Block) -> &[i32; 64] {
                     vmovl_high_s16(y)
                 };
             }
-            pass32(&mut w);
+            let w = aan(w);
             for (r, x) in w.into_iter().enumerate() {
                 vst1q_s32(out.add(8 * r + 4 * half), x);
             }
