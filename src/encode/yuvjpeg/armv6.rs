@@ -105,6 +105,79 @@ pub fn fetch(data: &[u8], p: &Plane, x0: usize, y0: usize, rows: usize, s: &mut 
     }
 }
 
+/// Assembly text: load word `$j` of both rows of a pair (`{a}`, `{b}`).
+macro_rules! load_pair {
+    ($j:literal) => {
+        concat!(
+            "ldr {w0}, [{a}, #",
+            $j,
+            "]\n",
+            "ldr {w1}, [{b}, #",
+            $j,
+            "]\n"
+        )
+    };
+}
+
+/// Assembly text: take two samples from each loaded word (AND with the
+/// shifted words), pair them across the rows (PKHBT, PKHTB) and store the
+/// two pairs at byte offsets `$lo` and `$hi` of this row pair's output.
+macro_rules! store_pairs {
+    ($shift:literal, $lo:literal, $hi:literal) => {
+        concat!(
+            "and {t0}, {m}, {w0}, ",
+            $shift,
+            "\n",
+            "and {t1}, {m}, {w1}, ",
+            $shift,
+            "\n",
+            "pkhbt {t2}, {t0}, {t1}, lsl #16\n",
+            "str {t2}, [{out}, #{o} + ",
+            $lo,
+            "]\n",
+            "pkhtb {t2}, {t1}, {t0}, asr #16\n",
+            "str {t2}, [{out}, #{o} + ",
+            $hi,
+            "]\n",
+        )
+    };
+}
+
+/// Runs `$body` (assembly text over `{a}`, `{b}`, `{w0}`, `{w1}`, `{t0..2}`,
+/// `{m}`, `{out}`, `{o}`) on each of the block's four row pairs, `{a}`
+/// advancing two rows each time and `{o}` 32 bytes (unrolled: a loop's
+/// counter cost more than it saved).
+macro_rules! each_row_pair {
+    ($src:expr, $stride:expr, $out:expr, $body:expr) => {{
+        let mut a: *const u8 = $src;
+        each_row_pair!(@one a, $stride, $out, $body, 0);
+        each_row_pair!(@one a, $stride, $out, $body, 32);
+        each_row_pair!(@one a, $stride, $out, $body, 64);
+        each_row_pair!(@one a, $stride, $out, $body, 96);
+        let _ = a;
+    }};
+    (@one $a:ident, $stride:expr, $out:expr, $body:expr, $o:literal) => {
+        // SAFETY: the caller's (rows inside the buffer, word-aligned; `$out`
+        // has 32 words, this pair's at byte `$o`).
+        unsafe {
+            asm!(
+                "add {b}, {a}, {st}",
+                $body,
+                "add {a}, {b}, {st}",
+                a = inout(reg) $a,
+                b = out(reg) _,
+                st = in(reg) $stride,
+                m = in(reg) BYTES_0_2_X4,
+                out = in(reg) $out,
+                o = const $o,
+                w0 = out(reg) _, w1 = out(reg) _,
+                t0 = out(reg) _, t1 = out(reg) _, t2 = out(reg) _,
+                options(nostack),
+            );
+        }
+    };
+}
+
 /// Four row pairs of a one-byte-a-sample plane (YU12, NV12 luma): per pair
 /// 4 loads, 8 ANDs, 8 packs, 8 stores for 16 samples.
 ///
@@ -113,142 +186,57 @@ pub fn fetch(data: &[u8], p: &Plane, x0: usize, y0: usize, rows: usize, s: &mut 
 /// all word-aligned; `out` has 32 writable words.
 #[inline(always)]
 unsafe fn words_1(src: *const u8, stride: usize, out: *mut u32) {
-    let mut a = src;
-    macro_rules! row_pair {
-        ($o:literal) => {
-            // SAFETY: the caller's; `a` and `b` advance by two rows.
-            unsafe {
-                asm!(
-                    "add {b}, {a}, {st}",
-                    "ldr {w0}, [{a}]",
-                    "ldr {w1}, [{b}]",
-                    "and {t0}, {m}, {w0}, lsl #2",
-                    "and {t1}, {m}, {w1}, lsl #2",
-                    "pkhbt {t2}, {t0}, {t1}, lsl #16",
-                    "str {t2}, [{out}, #{o} + 0]",
-                    "pkhtb {t2}, {t1}, {t0}, asr #16",
-                    "str {t2}, [{out}, #{o} + 8]",
-                    "and {t0}, {m}, {w0}, lsr #6",
-                    "and {t1}, {m}, {w1}, lsr #6",
-                    "pkhbt {t2}, {t0}, {t1}, lsl #16",
-                    "str {t2}, [{out}, #{o} + 4]",
-                    "pkhtb {t2}, {t1}, {t0}, asr #16",
-                    "str {t2}, [{out}, #{o} + 12]",
-                    "ldr {w0}, [{a}, #4]",
-                    "ldr {w1}, [{b}, #4]",
-                    "and {t0}, {m}, {w0}, lsl #2",
-                    "and {t1}, {m}, {w1}, lsl #2",
-                    "pkhbt {t2}, {t0}, {t1}, lsl #16",
-                    "str {t2}, [{out}, #{o} + 16]",
-                    "pkhtb {t2}, {t1}, {t0}, asr #16",
-                    "str {t2}, [{out}, #{o} + 24]",
-                    "and {t0}, {m}, {w0}, lsr #6",
-                    "and {t1}, {m}, {w1}, lsr #6",
-                    "pkhbt {t2}, {t0}, {t1}, lsl #16",
-                    "str {t2}, [{out}, #{o} + 20]",
-                    "pkhtb {t2}, {t1}, {t0}, asr #16",
-                    "str {t2}, [{out}, #{o} + 28]",
-                    "add {a}, {b}, {st}",
-                    a = inout(reg) a,
-                    b = out(reg) _,
-                    st = in(reg) stride,
-                    m = in(reg) BYTES_0_2_X4,
-                    out = in(reg) out,
-                    o = const $o,
-                    w0 = out(reg) _, w1 = out(reg) _,
-                    t0 = out(reg) _, t1 = out(reg) _, t2 = out(reg) _,
-                    options(nostack),
-                );
-            }
-        };
-    }
-    row_pair!(0);
-    row_pair!(32);
-    row_pair!(64);
-    row_pair!(96);
-    let _ = a;
+    each_row_pair!(
+        src,
+        stride,
+        out,
+        concat!(
+            load_pair!(0),
+            store_pairs!("lsl #2", 0, 8),
+            store_pairs!("lsr #6", 4, 12),
+            load_pair!(4),
+            store_pairs!("lsl #2", 16, 24),
+            store_pairs!("lsr #6", 20, 28),
+        )
+    );
 }
 
-macro_rules! words_2 {
-    ($name:ident, $shift:literal, $doc:literal) => {
-        #[doc = $doc]
-        ///
-        /// # Safety
-        /// `src` and its next 7 rows (`stride` apart) hold 16 readable
-        /// bytes each, all word-aligned; `out` has 32 writable words.
-        #[inline(always)]
-        unsafe fn $name(src: *const u8, stride: usize, out: *mut u32) {
-            let mut a = src;
-            macro_rules! word {
-                ($j:literal, $o:literal) => {
-                    concat!(
-                        "ldr {w0}, [{a}, #",
-                        $j,
-                        "]\n",
-                        "ldr {w1}, [{b}, #",
-                        $j,
-                        "]\n",
-                        "and {t0}, {m}, {w0}, ",
-                        $shift,
-                        "\n",
-                        "and {t1}, {m}, {w1}, ",
-                        $shift,
-                        "\n",
-                        "pkhbt {t2}, {t0}, {t1}, lsl #16\n",
-                        "str {t2}, [{out}, #{o} + ",
-                        $o,
-                        "]\n",
-                        "pkhtb {t2}, {t1}, {t0}, asr #16\n",
-                        "str {t2}, [{out}, #{o} + ",
-                        $o,
-                        " + 4]\n",
-                    )
-                };
-            }
-            macro_rules! row_pair {
-                                ($o:literal) => {
-                                    // SAFETY: the caller's; `a` and `b` advance by two rows.
-                                    unsafe {
-                                        asm!(
-                                            "add {b}, {a}, {st}",
-                                            word!(0, 0),
-                                            word!(4, 8),
-                                            word!(8, 16),
-                                            word!(12, 24),
-                                            "add {a}, {b}, {st}",
-                                            a = inout(reg) a,
-                                            b = out(reg) _,
-                                            st = in(reg) stride,
-                                            m = in(reg) BYTES_0_2_X4,
-                                            out = in(reg) out,
-                                            o = const $o,
-                                            w0 = out(reg) _, w1 = out(reg) _,
-                                            t0 = out(reg) _, t1 = out(reg) _, t2 = out(reg) _,
-                                            options(nostack),
-                                        );
-                                    }
-                                };
-                            }
-            row_pair!(0);
-            row_pair!(32);
-            row_pair!(64);
-            row_pair!(96);
-            let _ = a;
-        }
+/// Assembly text for a row pair of two samples a word: its four words.
+macro_rules! two_a_word {
+    ($shift:literal) => {
+        concat!(
+            load_pair!(0),
+            store_pairs!($shift, 0, 4),
+            load_pair!(4),
+            store_pairs!($shift, 8, 12),
+            load_pair!(8),
+            store_pairs!($shift, 16, 20),
+            load_pair!(12),
+            store_pairs!($shift, 24, 28),
+        )
     };
 }
-words_2!(
-    words_2_low,
-    "lsl #2",
-    "Four row pairs of a plane whose samples are bytes 0 and 2 of each \
-     word (YUYV luma, NV12 Cb): per pair 8 loads, 8 ANDs, 8 packs, 8 \
-     stores for 16 samples."
-);
-words_2!(
-    words_2_high,
-    "lsr #6",
-    "[`words_2_low`] for samples in bytes 1 and 3 (NV12 Cr)."
-);
+
+/// Four row pairs of a plane whose samples are bytes 0 and 2 of each word
+/// (YUYV luma, NV12 Cb): per pair 8 loads, 8 ANDs, 8 packs, 8 stores for 16
+/// samples.
+///
+/// # Safety
+/// `src` and its next 7 rows (`stride` apart) hold 16 readable bytes each,
+/// all word-aligned; `out` has 32 writable words.
+#[inline(always)]
+unsafe fn words_2_low(src: *const u8, stride: usize, out: *mut u32) {
+    each_row_pair!(src, stride, out, two_a_word!("lsl #2"));
+}
+
+/// [`words_2_low`] for samples in bytes 1 and 3 (NV12 Cr).
+///
+/// # Safety
+/// As [`words_2_low`].
+#[inline(always)]
+unsafe fn words_2_high(src: *const u8, stride: usize, out: *mut u32) {
+    each_row_pair!(src, stride, out, two_a_word!("lsr #6"));
+}
 
 /// Four row pairs of YUYV chroma, each sample the sum of two buffer rows'
 /// (byte `LANE` of each 4-byte group: 1 for Cb, 3 for Cr): per output word
@@ -267,46 +255,50 @@ unsafe fn yuyv_chroma<const LANE: u32>(src: *const u8, stride: usize, out: *mut 
             a.wrapping_add(3 * stride),
         );
         let o = out.wrapping_add(8 * pr);
+        // Word k of the four rows: two sums of two rows, paired.
+        macro_rules! chroma_word {
+            ($k:literal, $e0:literal, $a0:literal, $e1:literal, $a1:literal) => {
+                asm!(
+                    "ldr {w0}, [{a}, #4 * {k}]",
+                    "ldr {w1}, [{b}, #4 * {k}]",
+                    $e0,
+                    $a0,
+                    "ldr {w1}, [{c}, #4 * {k}]",
+                    "ldr {w2}, [{d}, #4 * {k}]",
+                    $e1,
+                    $a1,
+                    "lsl {w0}, {w0}, #1",
+                    "orr {w0}, {w0}, {w1}, lsl #17",
+                    "str {w0}, [{o}, #4 * {k}]",
+                    a = in(reg) a, b = in(reg) b, c = in(reg) c, d = in(reg) d,
+                    o = in(reg) o, k = const $k,
+                    w0 = out(reg) _, w1 = out(reg) _, w2 = out(reg) _,
+                    options(nostack, preserves_flags),
+                )
+            };
+        }
         macro_rules! word {
             ($k:literal) => {
                 // SAFETY: the caller's: rows a..d are 4 of the block's 16,
                 // word k of each is inside its 32 bytes, o[k] inside out.
                 unsafe {
+                    // Byte 1 of a group: extract with UXTB/UXTAB, rotated;
+                    // byte 3: a shift right by 24 does it.
                     if LANE == 1 {
-                        asm!(
-                            "ldr {w0}, [{a}, #4 * {k}]",
-                            "ldr {w1}, [{b}, #4 * {k}]",
+                        chroma_word!(
+                            $k,
                             "uxtb {w0}, {w0}, ror #8",
                             "uxtab {w0}, {w0}, {w1}, ror #8",
-                            "ldr {w1}, [{c}, #4 * {k}]",
-                            "ldr {w2}, [{d}, #4 * {k}]",
                             "uxtb {w1}, {w1}, ror #8",
-                            "uxtab {w1}, {w1}, {w2}, ror #8",
-                            "lsl {w0}, {w0}, #1",
-                            "orr {w0}, {w0}, {w1}, lsl #17",
-                            "str {w0}, [{o}, #4 * {k}]",
-                            a = in(reg) a, b = in(reg) b, c = in(reg) c, d = in(reg) d,
-                            o = in(reg) o, k = const $k,
-                            w0 = out(reg) _, w1 = out(reg) _, w2 = out(reg) _,
-                            options(nostack, preserves_flags),
+                            "uxtab {w1}, {w1}, {w2}, ror #8"
                         );
                     } else {
-                        asm!(
-                            "ldr {w0}, [{a}, #4 * {k}]",
-                            "ldr {w1}, [{b}, #4 * {k}]",
+                        chroma_word!(
+                            $k,
                             "lsr {w0}, {w0}, #24",
                             "add {w0}, {w0}, {w1}, lsr #24",
-                            "ldr {w1}, [{c}, #4 * {k}]",
-                            "ldr {w2}, [{d}, #4 * {k}]",
                             "lsr {w1}, {w1}, #24",
-                            "add {w1}, {w1}, {w2}, lsr #24",
-                            "lsl {w0}, {w0}, #1",
-                            "orr {w0}, {w0}, {w1}, lsl #17",
-                            "str {w0}, [{o}, #4 * {k}]",
-                            a = in(reg) a, b = in(reg) b, c = in(reg) c, d = in(reg) d,
-                            o = in(reg) o, k = const $k,
-                            w0 = out(reg) _, w1 = out(reg) _, w2 = out(reg) _,
-                            options(nostack, preserves_flags),
+                            "add {w1}, {w1}, {w2}, lsr #24"
                         );
                     }
                 }
