@@ -76,32 +76,31 @@ const BYTES_0_2_X4: u32 = 0x03FC_03FC;
 /// target forbids the compiler unaligned loads, so it loads bytes).
 #[inline(always)]
 pub fn fetch(data: &[u8], p: &Plane, x0: usize, y0: usize, rows: usize, s: &mut Scratch) {
-    if !p.inside(x0, y0, rows) {
-        let mut blk = [0i32; 64];
-        fetch::edge_block(data, p, x0, y0, rows, &mut blk);
-        for (k, o) in s.packed.iter_mut().enumerate() {
-            let (pr, c) = (k / 8, k % 8);
-            *o = blk[16 * pr + c] as u32 | ((blk[16 * pr + 8 + c] as u32) << 16);
+    if p.inside(x0, y0, rows) {
+        let span = p.groups(x0, y0, rows);
+        let src = data.as_ptr().wrapping_add(span.start);
+        let out = s.packed.as_mut_ptr();
+        if (src as usize | p.stride) & 3 == 0 && span.end <= data.len() {
+            match (p.step, p.lane, rows) {
+                // SAFETY (all five): the block's rows lie inside `data`
+                // (checked just above: `span`), start on word boundaries,
+                // and `out` is the 32 words of s.packed.
+                (1, 0, 1) => return unsafe { words_1(src, p.stride, out) },
+                (2, 0, 1) => return unsafe { words_2_low(src, p.stride, out) },
+                (2, 1, 1) => return unsafe { words_2_high(src, p.stride, out) },
+                (4, 1, 2) => return unsafe { yuyv_chroma::<1>(src, p.stride, out) },
+                (4, 3, 2) => return unsafe { yuyv_chroma::<3>(src, p.stride, out) },
+                _ => {}
+            }
         }
-        return;
     }
-    // The first row's first group (see Plane::lane).
-    let start = p.base + y0 * rows * p.stride + x0 * p.step - p.lane;
-    // Whole groups of the block's rows: [start + n·stride, + 8·step).
-    let end = start + (8 * rows - 1) * p.stride + 8 * p.step;
-    let src = data.as_ptr().wrapping_add(start);
-    let aligned = (src as usize | p.stride) & 3 == 0 && end <= data.len();
-    let out = s.packed.as_mut_ptr();
-    match (p.step, p.lane, rows, aligned) {
-        // SAFETY (all five): the block's rows lie inside `data` (checked
-        // just above: `end`), start on word boundaries, and `out` is the
-        // 32 words of s.packed.
-        (1, 0, 1, true) => unsafe { words_1(src, p.stride, out) },
-        (2, 0, 1, true) => unsafe { words_2_low(src, p.stride, out) },
-        (2, 1, 1, true) => unsafe { words_2_high(src, p.stride, out) },
-        (4, 1, 2, true) => unsafe { yuyv_chroma::<1>(src, p.stride, out) },
-        (4, 3, 2, true) => unsafe { yuyv_chroma::<3>(src, p.stride, out) },
-        _ => by_bytes(data, p, start, rows, s),
+    // Edges, rows off word boundaries, other layouts: the portable fetch,
+    // packed.
+    let mut blk = [0i32; 64];
+    fetch::block(data, p, x0, y0, rows, &mut blk);
+    for (k, o) in s.packed.iter_mut().enumerate() {
+        let (pr, c) = (k / 8, k % 8);
+        *o = blk[16 * pr + c] as u32 | ((blk[16 * pr + 8 + c] as u32) << 16);
     }
 }
 
@@ -315,33 +314,6 @@ unsafe fn yuyv_chroma<const LANE: u32>(src: *const u8, stride: usize, out: *mut 
     }
 }
 
-/// [`fetch`] a sample at a time: YUYV chroma (two rows summed, one sample
-/// a word), and rows that do not start on word boundaries.
-#[inline(always)]
-fn by_bytes(data: &[u8], p: &Plane, start: usize, rows: usize, s: &mut Scratch) {
-    let span = 8 * p.step;
-    let line = |n: usize| &data[start + n * p.stride..start + n * p.stride + span];
-    for pr in 0..4 {
-        let out = &mut s.packed[8 * pr..8 * pr + 8];
-        if rows == 2 {
-            let n = 4 * pr;
-            let (r0, r1, r2, r3) = (line(n), line(n + 1), line(n + 2), line(n + 3));
-            for (c, o) in out.iter_mut().enumerate() {
-                let i = p.lane + c * p.step;
-                let a = (u32::from(r0[i]) + u32::from(r1[i])) << 1;
-                let b = (u32::from(r2[i]) + u32::from(r3[i])) << 1;
-                *o = a | (b << 16);
-            }
-        } else {
-            let (r0, r1) = (line(2 * pr), line(2 * pr + 1));
-            for (c, o) in out.iter_mut().enumerate() {
-                let i = p.lane + c * p.step;
-                *o = (u32::from(r0[i]) << 2) | (u32::from(r1[i]) << 18);
-            }
-        }
-    }
-}
-
 /// [`super::dct::fdct`]: the row pass on two rows at once in 16-bit halves
 /// (every value of a row pass fits: at most 8 × 1020), the column pass in
 /// 32 bits. 34 instructions a row and 53 a column, where the compiled
@@ -526,7 +498,7 @@ pub fn fdct(s: &mut Scratch) -> &[i32; 64] {
     &s.out
 }
 
-/// [`super::dct::quantize_portable`] in seven instructions a coefficient:
+/// [`super::dct::quantize`] in seven instructions a coefficient:
 /// two loads, SMMULR, SSAT #11, the store, and a compare with a
 /// conditional OR of the coefficient's constant bit into the mask. (As
 /// Rust, the compiler kept the 64 results on the stack to build the mask

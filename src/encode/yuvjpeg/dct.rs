@@ -9,7 +9,6 @@
 //! averaged from two rows): level shifting only moves the DC coefficient,
 //! which [`Quant::dc_offset`] corrects once per block.
 
-use super::dsp::{Dsp, Native};
 use super::tables::ZIGZAG;
 
 /// Fixed-point bits of the DCT's multipliers. Samples come scaled to at
@@ -161,15 +160,12 @@ impl Quant {
 }
 
 /// Quantises a DCT output into zigzag order and returns the mask of
-/// non-zero coefficients: bit 63 − k set when `zz[k] != 0`.
-pub fn quantize(d: &[i32; 64], q: &Quant, zz: &mut [i16; 64]) -> u64 {
-    Native::quantize(d, q, zz)
-}
-
-/// [`quantize`] in portable Rust: each coefficient times its reciprocal,
-/// the rounded high word of the product, clamped to 11 bits.
+/// non-zero coefficients: bit 63 − k set when `zz[k] != 0`. Each
+/// coefficient times its reciprocal, the rounded high word of the
+/// product, clamped to 11 bits (the portable code; [`super::dsp`] has the
+/// others).
 #[inline(always)]
-pub fn quantize_portable(d: &[i32; 64], q: &Quant, zz: &mut [i16; 64]) -> u64 {
+pub fn quantize(d: &[i32; 64], q: &Quant, zz: &mut [i16; 64]) -> u64 {
     let mut hi = 0u32;
     let mut lo = 0u32;
     let mut one = |k: usize, c: i32| {

@@ -44,7 +44,7 @@ impl Dsp for Portable {
     }
     #[inline(always)]
     fn quantize(d: &[i32; 64], q: &Quant, zz: &mut [i16; 64]) -> u64 {
-        dct::quantize_portable(d, q, zz)
+        dct::quantize(d, q, zz)
     }
 }
 

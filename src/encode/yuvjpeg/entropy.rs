@@ -29,12 +29,6 @@ impl<'a> Bits<'a> {
         }
     }
 
-    /// Appends the low `len` bits of `code` (`len` 1..=31, `code < 2^len`).
-    #[inline(always)]
-    pub fn put(&mut self, code: u32, len: u32) {
-        put(self.out, &mut self.acc, &mut self.free, code, len);
-    }
-
     /// Pads the last byte with 1 bits (T.81 F.1.2.3) and writes it out.
     pub fn finish(self) {
         let used = usize::BITS - self.free;
@@ -51,9 +45,10 @@ impl<'a> Bits<'a> {
     }
 }
 
-/// [`Bits::put`] on an accumulator held apart from the writer: the block
-/// coder keeps it in locals, which the compiler keeps in registers (in the
-/// struct next to the vector it was stored after every code).
+/// Appends the low `len` bits of `code` (`len` 1..=31, `code < 2^len`) to
+/// an accumulator held apart from its writer: the block coder keeps it in
+/// locals, which the compiler keeps in registers (in the struct next to
+/// the vector it was stored after every code).
 #[inline(always)]
 fn put(out: &mut Vec<u8>, acc: &mut usize, free: &mut u32, code: u32, len: u32) {
     let code = code as usize;

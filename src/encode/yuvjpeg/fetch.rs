@@ -27,10 +27,21 @@ pub struct Plane {
 
 impl Plane {
     /// Whether the 8×8 block at (`x0`, `y0`) lies inside the plane, every
-    /// sample's rows in the buffer (else [`edge_block`] fetches it).
+    /// sample's rows in the buffer (else the edge fetch, which repeats
+    /// the last column and row, takes it).
     #[inline(always)]
     pub fn inside(&self, x0: usize, y0: usize, rows: usize) -> bool {
         x0 + 8 <= self.width && y0 + 8 <= self.height && (y0 + 8) * rows <= self.src_rows
+    }
+
+    /// The bytes the whole groups of that block's buffer rows span, from
+    /// its first row's first group (a SIMD fetch loads them whole; see
+    /// `lane`). Inside the buffer for a block [`Plane::inside`] a
+    /// validated image.
+    #[inline(always)]
+    pub fn groups(&self, x0: usize, y0: usize, rows: usize) -> std::ops::Range<usize> {
+        let start = self.base + y0 * rows * self.stride + x0 * self.step - self.lane;
+        start..start + (8 * rows - 1) * self.stride + 8 * self.step
     }
 }
 
@@ -110,7 +121,7 @@ pub fn block(data: &[u8], p: &Plane, x0: usize, y0: usize, rows: usize, blk: &mu
 
 /// [`block`] for blocks that cross the image's edge.
 #[cold]
-pub fn edge_block(data: &[u8], p: &Plane, x0: usize, y0: usize, rows: usize, blk: &mut [i32; 64]) {
+fn edge_block(data: &[u8], p: &Plane, x0: usize, y0: usize, rows: usize, blk: &mut [i32; 64]) {
     for (r, out) in blk.chunks_exact_mut(8).enumerate() {
         let y = (y0 + r).min(p.height - 1);
         let at = p.base + y * rows * p.stride;

@@ -40,11 +40,10 @@ impl Default for Block {
 /// LD4 that de-interleave YUYV and NV12), a widening shift, a store.
 #[inline(always)]
 pub fn fetch(data: &[u8], p: &Plane, x0: usize, y0: usize, rows: usize, b: &mut Block) {
-    let start = (p.base + y0 * rows * p.stride + x0 * p.step).wrapping_sub(p.lane);
-    // The loads read whole groups of the block's rows (see Plane::lane).
-    let end = start + (8 * rows - 1) * p.stride + 8 * p.step;
+    // The loads read whole groups of the block's rows.
+    let span = p.groups(x0, y0, rows);
     let vector = p.inside(x0, y0, rows)
-        && end <= data.len()
+        && span.end <= data.len()
         && matches!(
             (p.step, p.lane, rows),
             (1, 0, 1) | (2, 0 | 1, 1) | (4, 1 | 3, 2)
@@ -57,15 +56,15 @@ pub fn fetch(data: &[u8], p: &Plane, x0: usize, y0: usize, rows: usize, b: &mut 
         }
         return;
     }
-    let src = data[start..end].as_ptr();
+    let src = data[span].as_ptr();
     let out = b.samples.as_mut_ptr();
     let stride = p.stride;
     // One loop per layout, so that the loop bodies have no branch.
     macro_rules! rows {
         ($load:expr) => {
             for r in 0..8 {
-                // SAFETY: every load is inside data[start..end] (each row's
-                // groups start at start + n·stride and span 8·step
+                // SAFETY: every load is inside data[span] (each row's
+                // groups start at span.start + n·stride and span 8·step
                 // bytes); every store is one row of b.samples.
                 unsafe {
                     let v: uint16x8_t = $load(src.add(r * rows * stride));
@@ -229,7 +228,7 @@ static ZIGZAG_HIGH: [u8; 128] = zigzag_bytes(64);
 /// the top bit.
 static LANE_BITS: [u16; 8] = [128, 64, 32, 16, 8, 4, 2, 1];
 
-/// [`super::dct::quantize_portable`]: SQRDMULH by the half reciprocals of
+/// [`super::dct::quantize`]: SQRDMULH by the half reciprocals of
 /// [`Quant::natural`], saturating narrow and clamp, zigzag by TBL/TBX, and the
 /// non-zero mask from lane tests summed into bytes.
 #[inline(always)]
