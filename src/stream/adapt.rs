@@ -11,22 +11,25 @@
 //!   that carries everything reads as fast as it proved to be.
 //! - Congestion is frames held back (the flow control's gate closed while
 //!   a frame waited) in two decision periods in a row: one late ack or one
-//!   slow write is not a reason to react.
-//! - The quality chosen is the highest whose frames fit the capacity with
-//!   headroom at the target frame rate (frame size against quality follows
-//!   libjpeg's quantiser scale, corrected by the sizes actually seen), never
-//!   above the configured quality nor below the floor; below the floor the
-//!   frame rate gives way, as it does without adaptation.
-//! - Down at once on congestion; up when the measured capacity shows room
-//!   (a few steps of hysteresis). A link is only measured while frames wait
-//!   in it: one whose frames drain between two looks of the session reads
-//!   no faster than the frames, so after calm seconds the controller also
-//!   probes a step up, with steps that double while probes succeed. A probe
-//!   that congests the link goes back at once and the next waits twice as
-//!   long (up to a minute), so a steady link settles instead of
-//!   oscillating, unless the kernel's per-ack delivery rate (`TCP_INFO`)
-//!   shows the link got clearly faster since. A quality that congested the
-//!   link stays out of reach for a while unless the capacity clearly grew.
+//!   slow write is not a reason to react. Down at once to what fits the
+//!   measured rate with headroom, or a step when the frames are only a
+//!   little too large; a fall that goes on takes larger steps.
+//! - Every step up is a probe: to what the measured rate shows room for,
+//!   or, after calm seconds, a step (a link is only measured while frames
+//!   wait in it; one whose frames drain between two looks of the session
+//!   reads no faster than the frames, and a shaper's burst allowance lets
+//!   small frames through at line rate). A probe that makes a frame wait
+//!   within 3 s is undone at once. The quality it tried is then held out
+//!   of reach (8 s, doubling while it keeps failing, up to a minute), and
+//!   no later probe leaps past it until one reaches it and it holds: a
+//!   steady link settles on the highest quality it carries and is probed
+//!   rarely.
+//! - When the link gets slower by itself, the controller remembers the
+//!   quality it carried calmly before. For a minute it probes every few
+//!   seconds, and once a probe holds above what the slow link carried, it
+//!   goes straight back to that quality instead of climbing step by step.
+//! - Never above the configured quality nor below the floor; below the
+//!   floor the frame rate gives way, as it does without adaptation.
 
 use std::time::{Duration, Instant};
 
@@ -40,7 +43,7 @@ const HEADROOM: f64 = 0.8;
 const PROBE_STEP: u8 = 4;
 /// Calm needed before a probe upward, at first.
 const PROBE_CALM: Duration = Duration::from_secs(2);
-/// A probe that congests the link within this long failed.
+/// A probe that makes a frame wait within this long failed.
 const PROBE_JUDGE: Duration = Duration::from_secs(3);
 /// A kernel delivery rate this much above the one at the last failure
 /// means the link got faster: probe soon again.
@@ -51,6 +54,17 @@ const PROBE_STEP_MAX: u8 = 16;
 const HOLD_FIRST: Duration = Duration::from_secs(8);
 /// The longest such hold.
 const HOLD_MAX: Duration = Duration::from_secs(64);
+/// A quality that failed before and has since held this long no longer
+/// bounds the probes.
+const CEILING_PROVEN: Duration = Duration::from_secs(10);
+/// How long the frames of an undone probe may still queue.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// A quality held this long before the link slowed is worth going back to.
+const RECALL_HELD: Duration = Duration::from_secs(5);
+/// For this long after the link slowed, it may come back: probe often.
+const RECALL_FOR: Duration = Duration::from_secs(60);
+/// The longest wait before a probe meanwhile.
+const RECALL_WAIT: Duration = Duration::from_secs(6);
 /// Smoothing of the rate (per decision period).
 const RATE_ALPHA: f64 = 0.25;
 
@@ -69,6 +83,26 @@ fn scale(q: u8) -> f64 {
 /// scale to the power −0.85 (measured on natural frames, BENCHMARKS.md).
 fn size_ratio(from: u8, to: u8) -> f64 {
     (scale(from) / scale(to)).powf(0.85)
+}
+
+/// A quality that congested the link.
+#[derive(Debug, Clone, Copy)]
+struct Ceiling {
+    quality: u8,
+    /// Left alone until then.
+    until: Instant,
+    /// The capacity measured then (a clearly faster link lifts it early).
+    rate: f64,
+}
+
+/// A step up to find out whether the link carries it.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    at: Instant,
+    /// The quality before it.
+    from: u8,
+    /// A jump back to what the link carried before it slowed.
+    recall: bool,
 }
 
 /// The controller of one connection's quality.
@@ -107,16 +141,31 @@ pub struct QualityControl {
     calm_since: Instant,
     /// A quality that congested the link, until when it is left alone, and
     /// the capacity measured then (a clearly faster link lifts it early).
-    ceiling: Option<(u8, Instant, f64)>,
+    ceiling: Option<Ceiling>,
     hold: Duration,
-    /// The last probe up: when, and the quality before it.
-    probe: Option<(Instant, u8)>,
-    /// When the last probe failed (its queue still drains for a while).
-    probe_failed: Option<Instant>,
+    /// When a quality last congested the link.
+    last_fail: Option<Instant>,
+    /// The last probe up, until judged.
+    probe: Option<Probe>,
+    /// Until when blocked frames are the tail of an undone probe.
+    grace_until: Option<Instant>,
+    /// The quality the link carried for a while before it slowed, and
+    /// when it slowed.
+    recall: Option<(u8, Instant)>,
+    /// The last quality the link carried calmly for a while.
+    good: Option<u8>,
+    /// The lowest quality known not to fit the link while it was slow.
+    slow_limit: u8,
+    /// When the quality last changed or the link last congested.
+    steady_since: Instant,
     /// Calm needed before the next probe, and its step.
     probe_wait: Duration,
     probe_step: u8,
+    /// The last step down (a fall that goes on takes larger ones).
+    down_step: u8,
     changes: u64,
+    /// Why the quality last changed, for the log.
+    reason: &'static str,
 }
 
 impl QualityControl {
@@ -144,11 +193,18 @@ impl QualityControl {
             calm_since: now,
             ceiling: None,
             hold: HOLD_FIRST,
+            last_fail: None,
             probe: None,
-            probe_failed: None,
+            grace_until: None,
+            recall: None,
+            good: None,
+            slow_limit: u8::MAX,
+            steady_since: now,
             probe_wait: PROBE_CALM,
             probe_step: PROBE_STEP,
+            down_step: PROBE_STEP,
             changes: 0,
+            reason: "configured",
         }
     }
 
@@ -172,6 +228,11 @@ impl QualityControl {
         self.changes
     }
 
+    /// Why the quality last changed (for the log).
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+
     /// New policy from the user: mode, configured quality, floor, fps.
     pub fn configure(&mut self, mode: AdaptMode, quality: u8, min: u8, fps: u32) {
         self.mode = mode;
@@ -183,7 +244,7 @@ impl QualityControl {
         } else {
             self.max
         };
-        self.set(q);
+        self.set(q, "configured");
     }
 
     /// A frame of `bytes` at `quality` went out.
@@ -265,103 +326,175 @@ impl QualityControl {
         if self.mode != AdaptMode::Quality {
             return None;
         }
+        let draining = self.grace_until.is_some_and(|t| now < t);
         if blocked > 0 {
-            self.congested_periods += 1;
             self.calm_since = now;
+            // The frames of a probe just undone still drain: not news.
+            if !draining {
+                self.congested_periods += 1;
+            }
         } else {
             self.congested_periods = 0;
         }
+        if self.recall.is_some_and(|(q, at)| {
+            self.quality >= q || now.saturating_duration_since(at) >= RECALL_FOR
+        }) {
+            self.recall = None;
+            self.slow_limit = u8::MAX;
+        }
+        if blocked == 0
+            && self.probe.is_none()
+            && now.saturating_duration_since(self.steady_since) >= RECALL_HELD
+        {
+            self.good = Some(self.quality);
+        }
         let before = self.quality;
-        let fit = self.fitting();
-        if self.congested_periods >= 2 {
+        let fit = self.fitting(HEADROOM);
+        // A probe fails at the first sign of a queue (it only has to be
+        // undone); the quality it came from, only on lasting congestion.
+        let probe_failed = blocked > 0
+            && !draining
+            && self
+                .probe
+                .is_some_and(|p| !p.recall && now.saturating_duration_since(p.at) < PROBE_JUDGE);
+        if probe_failed {
+            self.undo_probe(now);
+        } else if self.congested_periods >= 2 {
             self.congested_periods = 0;
-            match self.probe.take() {
-                // The probe was too much: back to where it came from, and
-                // wait longer before the next.
-                Some((at, from)) if now.saturating_duration_since(at) < PROBE_JUDGE => {
-                    self.hold_ceiling(now);
-                    self.set(from.max(self.min));
-                    self.probe_wait = (self.probe_wait * 2).min(HOLD_MAX);
-                    self.probe_failed = Some(now);
-                    self.calm_since = now;
-                }
-                _ => {
-                    self.back_off(now, fit);
-                    // The link got slower (not the tail of a failed
-                    // probe): probe again soon once it is calm.
-                    let tail = self
-                        .probe_failed
-                        .is_some_and(|t| now.saturating_duration_since(t) < 2 * PROBE_JUDGE);
-                    if !tail {
-                        self.probe_wait = PROBE_CALM;
-                    }
-                }
-            }
-            // Either way the next probe starts small, and the kernel's
-            // rate now is what a faster link must beat.
-            self.probe_step = PROBE_STEP;
-            self.kernel_at_fail = self.kernel.unwrap_or(0.0);
+            self.on_congestion(now, fit);
         } else if blocked == 0 && sent > 0 && self.quality < self.max {
-            if let Some((at, _)) = self.probe {
-                if now.saturating_duration_since(at) >= PROBE_JUDGE {
-                    // It held: the next step may be larger.
-                    self.probe = None;
-                    self.probe_step = (self.probe_step * 2).min(PROBE_STEP_MAX);
-                }
-            }
-            // At most once a minute: a shaper's burst allowance makes the
-            // kernel's rate leap whenever frames get small, which would
-            // otherwise keep the probes coming.
-            let hint_ok = self
-                .kernel_hint
-                .is_none_or(|t| now.saturating_duration_since(t) >= HOLD_MAX);
-            if let Some(k) = self.kernel {
-                if hint_ok && self.kernel_at_fail > 0.0 && k > KERNEL_FASTER * self.kernel_at_fail {
-                    self.probe_wait = PROBE_CALM;
-                    self.kernel_at_fail = k;
-                    self.kernel_hint = Some(now);
-                }
-            }
-            match fit {
-                // The capacity shows room: up to what fits (hysteresis: a
-                // few steps, so that noise does not move it).
-                Some(q)
-                    if q >= self.quality.saturating_add(3)
-                        || (q == self.max && q > self.quality) =>
-                {
-                    let q = q.min(self.quality.saturating_add(4 * PROBE_STEP));
-                    let q = match self.ceiling {
-                        Some((c, until, at))
-                            if now < until && self.rate.unwrap_or(0.0) < 1.25 * at =>
-                        {
-                            q.min(c.saturating_sub(1))
-                        }
-                        _ => q,
-                    };
-                    if q > self.quality {
-                        self.set(q);
-                        self.calm_since = now;
-                    }
-                }
-                // No room measured, which may only mean that the frames
-                // drained between looks: probe after a calm while (soon
-                // when the kernel saw the link get faster).
-                _ if self.probe.is_none()
-                    && now.saturating_duration_since(self.calm_since) >= self.probe_wait =>
-                {
-                    self.probe(now)
-                }
-                _ => {}
-            }
+            self.on_calm(now, fit);
         }
         (self.quality != before).then_some(self.quality)
     }
 
-    /// The highest quality whose frames fit the measured capacity with
-    /// headroom, within the configured range.
-    fn fitting(&self) -> Option<u8> {
+    /// A probe made frames wait: back to where it came from, and the next
+    /// waits longer.
+    fn undo_probe(&mut self, now: Instant) {
+        if let Some(p) = self.probe.take() {
+            self.note_slow_failure();
+            self.hold_ceiling(now);
+            self.set(p.from.max(self.min), "probe failed");
+            self.probe_wait = (self.probe_wait * 2).min(self.longest_wait(now));
+            self.grace_until = Some(now + DRAIN_GRACE);
+            self.congested_periods = 0;
+        }
+        self.after_congestion();
+    }
+
+    /// Frames waited for two periods: the quality is too high for the link.
+    fn on_congestion(&mut self, now: Instant, fit: Option<u8>) {
+        // The link got slower by itself (not a jump back that was too
+        // much): remember what it carried before; it may come back.
+        let jumped = self.probe.take().is_some_and(|p| p.recall);
+        // (A mild excess in a calm moment is the quality's fault; a
+        // step down that did not help is the link's.)
+        let descending = now.saturating_duration_since(self.steady_since) < PROBE_JUDGE;
+        let slower = !jumped && (descending || !self.slightly_over());
+        if let Some(good) = self.good.filter(|_| slower) {
+            let q = self.recall.map_or(good, |(r, _)| r.max(good));
+            self.recall = Some((q, now));
+            // The link is faster again once it carries a quality that
+            // the slow link's measured rate would not.
+            let beyond = self.fitting(1.0).map_or(q, |f| f.saturating_add(1));
+            self.slow_limit = self.slow_limit.min(beyond);
+        }
+        self.probe_wait = self.probe_wait.min(self.longest_wait(now));
+        self.back_off(now, fit);
+        self.after_congestion();
+    }
+
+    /// Nothing waited: judge the probe under way, and look for room.
+    fn on_calm(&mut self, now: Instant, fit: Option<u8>) {
+        if let Some(p) = self.probe {
+            if now.saturating_duration_since(p.at) >= PROBE_JUDGE {
+                // It held.
+                self.probe = None;
+                self.steady_since = p.at;
+                // Back where it was: probe no sooner than then.
+                self.probe_wait = if p.recall { HOLD_FIRST } else { PROBE_CALM };
+                let at_limit = self.ceiling.is_some_and(|c| self.quality >= c.quality);
+                match self.recall {
+                    // Past what the link carried while slow: it carries
+                    // more again, so straight back to what it carried
+                    // before.
+                    Some((q, _)) if q > self.quality && self.quality >= self.slow_limit => {
+                        self.recall = None;
+                        self.slow_limit = u8::MAX;
+                        self.ceiling = None;
+                        self.probe = Some(Probe {
+                            at: now,
+                            from: self.quality,
+                            recall: true,
+                        });
+                        self.set(q.min(self.max), "link recovered");
+                        self.steady_since = now;
+                        self.calm_since = now;
+                    }
+                    // At a quality that failed before: once it has held
+                    // a while longer, it no longer stands in the way.
+                    _ if at_limit => {}
+                    // Below any known limit: the next step may be larger.
+                    _ => self.probe_step = (self.probe_step * 2).min(PROBE_STEP_MAX),
+                }
+            }
+        }
+        if self.ceiling.is_some_and(|c| {
+            self.probe.is_none()
+                && self.quality >= c.quality
+                && now.saturating_duration_since(self.steady_since) >= CEILING_PROVEN
+        }) {
+            self.ceiling = None;
+        }
+        // At most once a minute: a shaper's burst allowance makes the
+        // kernel's rate leap whenever frames get small, which would
+        // otherwise keep the probes coming.
+        let hint_ok = self
+            .kernel_hint
+            .is_none_or(|t| now.saturating_duration_since(t) >= HOLD_MAX);
+        if let Some(k) = self.kernel {
+            if hint_ok && self.kernel_at_fail > 0.0 && k > KERNEL_FASTER * self.kernel_at_fail {
+                self.probe_wait = PROBE_CALM;
+                self.kernel_at_fail = k;
+                self.kernel_hint = Some(now);
+            }
+        }
+        if self.probe.is_none() {
+            match fit {
+                // The capacity shows room: up to what fits (hysteresis:
+                // a few steps, so that noise does not move it), judged
+                // like any probe.
+                Some(q)
+                    if q >= self.quality.saturating_add(3)
+                        || (q == self.max && q > self.quality) =>
+                {
+                    // Clearly more than when a quality last failed.
+                    if self
+                        .ceiling
+                        .is_some_and(|c| self.rate.unwrap_or(0.0) >= 1.25 * c.rate)
+                    {
+                        self.ceiling = None;
+                    }
+                    let q = q.min(self.quality.saturating_add(4 * PROBE_STEP));
+                    self.probe_to(now, q, "measured room");
+                }
+                // No room measured, which may only mean that the frames
+                // drained between looks: probe after a calm while (soon
+                // when the kernel saw the link get faster).
+                _ if now.saturating_duration_since(self.calm_since) >= self.probe_wait => {
+                    let q = self.quality.saturating_add(self.probe_step);
+                    self.probe_to(now, q, "probe");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The highest quality whose frames fit `share` of the measured
+    /// capacity, within the configured range.
+    fn fitting(&self, share: f64) -> Option<u8> {
         let (rate, frame) = (self.rate?, self.frame_bytes?);
-        let budget = rate * HEADROOM / self.fps;
+        let budget = rate * share / self.fps;
         let mut q = self.max;
         while q > self.min && frame * size_ratio(self.quality, q) > budget {
             q -= 1;
@@ -369,46 +502,135 @@ impl QualityControl {
         Some(q)
     }
 
+    /// The longest the controller waits to probe or holds a ceiling: short
+    /// while the link recently carried more (it may come back any moment),
+    /// else up to a minute.
+    fn longest_wait(&self, now: Instant) -> Duration {
+        match self.recall {
+            Some((_, at)) if now.saturating_duration_since(at) < RECALL_FOR => RECALL_WAIT,
+            _ => HOLD_MAX,
+        }
+    }
+
+    /// After any congestion the next probe starts small, and the kernel's
+    /// rate now is what a faster link must beat.
+    fn after_congestion(&mut self) {
+        self.probe_step = PROBE_STEP;
+        self.kernel_at_fail = self.kernel.unwrap_or(0.0);
+    }
+
+    /// While the link is slow, the qualities that congest it bound what it
+    /// carries: one above that holding means the link is back.
+    fn note_slow_failure(&mut self) {
+        if self.recall.is_some() {
+            self.slow_limit = self.slow_limit.min(self.quality);
+        }
+    }
+
     /// The current quality congested the link: out of reach for a while,
     /// longer each time it fails again.
     fn hold_ceiling(&mut self, now: Instant) {
         match self.ceiling {
-            Some((q, ..)) if q == self.quality => self.hold = (self.hold * 2).min(HOLD_MAX),
-            _ => self.hold = HOLD_FIRST,
+            // Failing again at or below the known limit confirms it.
+            Some(c) if self.quality <= c.quality => {
+                self.hold = (self.hold * 2).min(self.longest_wait(now))
+            }
+            // A limit that held a while and failed again soon after is
+            // one too.
+            None if self
+                .last_fail
+                .is_some_and(|t| now.saturating_duration_since(t) < HOLD_MAX) =>
+            {
+                self.hold = (self.hold * 2).min(self.longest_wait(now))
+            }
+            _ => self.hold = HOLD_FIRST.min(self.longest_wait(now)),
         }
-        self.ceiling = Some((self.quality, now + self.hold, self.rate.unwrap_or(0.0)));
+        self.last_fail = Some(now);
+        self.ceiling = Some(Ceiling {
+            quality: self.quality,
+            until: now + self.hold,
+            rate: self.rate.unwrap_or(0.0),
+        });
     }
 
     /// Congested at the current quality: down to what fits, at least a step.
     fn back_off(&mut self, now: Instant, fit: Option<u8>) {
+        // Falling, the queue of the last quality still drains: only a
+        // quality that held before it congested marks the link's limit.
+        let held = now.saturating_duration_since(self.steady_since) >= PROBE_JUDGE;
+        self.steady_since = now;
+        self.note_slow_failure();
         if self.quality <= self.min {
             return; // the frame rate gives way
         }
-        self.hold_ceiling(now);
-        let step_down = self.quality.saturating_sub(PROBE_STEP).max(self.min);
-        self.set(fit.map_or(step_down, |f| f.min(step_down)));
+        // Still congested after the last step down: larger steps, as a
+        // measured rate that lags the link would take many.
+        self.down_step = if held {
+            self.hold_ceiling(now);
+            PROBE_STEP
+        } else {
+            (self.down_step * 2).min(PROBE_STEP_MAX)
+        };
+        let step_down = self.quality.saturating_sub(self.down_step).max(self.min);
+        // Frames a little too large for the link need a step, not the
+        // whole headroom (that would only invite the next probe).
+        let q = match fit {
+            Some(f) if !self.slightly_over() => f.min(step_down),
+            _ => step_down,
+        };
+        self.set(q, "link congested");
         self.calm_since = now;
     }
 
-    /// Calm: one step up, but not onto a quality still held.
-    fn probe(&mut self, now: Instant) {
-        let mut q = self.quality.saturating_add(self.probe_step).min(self.max);
-        if let Some((ceiling, until, _)) = self.ceiling {
-            if now < until {
-                q = q.min(ceiling.saturating_sub(1));
-            } else {
-                self.ceiling = None;
-            }
+    /// Whether the frames exceed the measured capacity by less than the
+    /// headroom: the link is where it was, the quality a little high.
+    fn slightly_over(&self) -> bool {
+        match (self.rate, self.frame_bytes) {
+            (Some(rate), Some(frame)) => frame * self.fps * HEADROOM < rate,
+            _ => false,
         }
-        if q > self.quality {
-            self.probe = Some((now, self.quality));
-            self.set(q);
+    }
+
+    /// Up to `q` to see whether the link carries it, but not near a
+    /// quality that failed while it is held, and then not past it (until
+    /// a probe reaches it and holds).
+    fn probe_to(&mut self, now: Instant, q: u8, reason: &'static str) {
+        let mut q = q.min(self.max);
+        let mut to_ceiling = false;
+        if let Some(c) = self.ceiling {
+            if self.quality >= c.quality {
+                return;
+            }
+            if now < c.until {
+                // Held: not near it.
+                q = q.min(c.quality.saturating_sub(PROBE_STEP));
+            }
+            q = q.min(c.quality);
+            // A wide gap to it is halved first: the limit is somewhere in
+            // between.
+            if q == c.quality && q >= self.quality.saturating_add(2 * PROBE_STEP) {
+                q = self.quality + (q - self.quality) / 2;
+            }
+            to_ceiling = q == c.quality;
+        }
+        // A step of one is lost in the noise of frame sizes, unless it is
+        // all there is to try.
+        if q >= self.quality.saturating_add(2)
+            || ((q == self.max || to_ceiling) && q > self.quality)
+        {
+            self.probe = Some(Probe {
+                at: now,
+                from: self.quality,
+                recall: false,
+            });
+            self.set(q, reason);
             self.calm_since = now;
         }
     }
 
-    fn set(&mut self, q: u8) {
+    fn set(&mut self, q: u8, reason: &'static str) {
         if q != self.quality {
+            self.reason = reason;
             if let Some(b) = self.frame_bytes {
                 self.frame_bytes = Some(b * size_ratio(self.quality, q));
             }

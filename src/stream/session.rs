@@ -560,8 +560,9 @@ impl<'a> Connection<'a> {
         let before = self.adapt.quality();
         if self.adapt.poll(now).is_some() {
             log::debug!(
-                "link: quality {before} -> {} ({:.1} Mbit/s measured)",
+                "link: quality {before} -> {}, {} ({:.1} Mbit/s measured)",
                 self.adapt.quality(),
+                self.adapt.reason(),
                 self.adapt.rate().unwrap_or(0.0) * 8.0 / 1e6
             );
         }
