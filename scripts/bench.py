@@ -529,10 +529,15 @@ def netns_up(rate):
     ]
     for c in cmds:
         subprocess.run(c, check=True, capture_output=True, timeout=10)
-    # Camera → relay: a slow uplink like a Pi Zero's Wi-Fi on a bad day.
-    # netem when the kernel has it; else a token bucket (tbf) with a deep
-    # 1 s queue, so that it is the camera, not the qdisc, that bounds latency.
-    tc = ["ip", "netns", "exec", NS_CAM, "tc", "qdisc", "add", "dev", "zcb-c", "root"]
+    return shape_uplink("add", rate)
+
+
+def shape_uplink(verb, rate):
+    """Camera → relay: a slow uplink like a Pi Zero's Wi-Fi on a bad day
+    (`tc qdisc add` or `change`). netem when the kernel has it; else a token
+    bucket (tbf) with a deep 1 s queue, so that it is the camera, not the
+    qdisc, that bounds latency. Which one, for the tables."""
+    tc = ["ip", "netns", "exec", NS_CAM, "tc", "qdisc", verb, "dev", "zcb-c", "root"]
     if subprocess.run(tc + ["netem", "rate", rate, "delay", "10ms", "limit", "1000"],
                       capture_output=True, timeout=10).returncode == 0:
         return f"`tc netem rate {rate} delay 10ms`"
@@ -670,11 +675,7 @@ def step_run(quality):
                   cam_args=("--adapt", "quality", "--quality", str(quality)))
         steps = []
         def shape(rate):
-            tc = ["ip", "netns", "exec", NS_CAM, "tc", "qdisc", "change", "dev", "zcb-c", "root"]
-            if subprocess.run(tc + ["netem", "rate", rate, "delay", "10ms", "limit", "1000"],
-                              capture_output=True).returncode != 0:
-                subprocess.run(tc + ["tbf", "rate", rate, "burst", "16kb", "latency", "1s"],
-                               capture_output=True)
+            shape_uplink("change", rate)
             steps.append((time.time(), rate))
         def on_window(edge):
             if edge == "start":

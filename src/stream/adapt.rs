@@ -95,6 +95,18 @@ struct Ceiling {
     rate: f64,
 }
 
+/// The link slowed by itself: what it carried before, and what it did not
+/// carry since.
+#[derive(Debug, Clone, Copy)]
+struct Recall {
+    /// The quality it carried calmly before.
+    quality: u8,
+    /// When it last congested.
+    at: Instant,
+    /// The lowest quality known not to fit it while slow.
+    slow_limit: u8,
+}
+
 /// A step up to find out whether the link carries it.
 #[derive(Debug, Clone, Copy)]
 struct Probe {
@@ -149,14 +161,12 @@ pub struct QualityControl {
     probe: Option<Probe>,
     /// Until when blocked frames are the tail of an undone probe.
     grace_until: Option<Instant>,
-    /// The quality the link carried for a while before it slowed, and
-    /// when it slowed.
-    recall: Option<(u8, Instant)>,
+    /// What the link carried before it last slowed by itself.
+    recall: Option<Recall>,
     /// The last quality the link carried calmly for a while.
     good: Option<u8>,
-    /// The lowest quality known not to fit the link while it was slow.
-    slow_limit: u8,
-    /// When the quality last changed or the link last congested.
+    /// Since when the link has carried the current quality (a step down,
+    /// a move up, or the start of a probe that held).
     steady_since: Instant,
     /// Calm needed before the next probe, and its step.
     probe_wait: Duration,
@@ -198,7 +208,6 @@ impl QualityControl {
             grace_until: None,
             recall: None,
             good: None,
-            slow_limit: u8::MAX,
             steady_since: now,
             probe_wait: PROBE_CALM,
             probe_step: PROBE_STEP,
@@ -336,11 +345,10 @@ impl QualityControl {
         } else {
             self.congested_periods = 0;
         }
-        if self.recall.is_some_and(|(q, at)| {
-            self.quality >= q || now.saturating_duration_since(at) >= RECALL_FOR
+        if self.recall.is_some_and(|r| {
+            self.quality >= r.quality || now.saturating_duration_since(r.at) >= RECALL_FOR
         }) {
             self.recall = None;
-            self.slow_limit = u8::MAX;
         }
         if blocked == 0
             && self.probe.is_none()
@@ -392,12 +400,17 @@ impl QualityControl {
         let descending = now.saturating_duration_since(self.steady_since) < PROBE_JUDGE;
         let slower = !jumped && (descending || !self.slightly_over());
         if let Some(good) = self.good.filter(|_| slower) {
-            let q = self.recall.map_or(good, |(r, _)| r.max(good));
-            self.recall = Some((q, now));
+            let (quality, slow_limit) = self
+                .recall
+                .map_or((good, u8::MAX), |r| (r.quality.max(good), r.slow_limit));
             // The link is faster again once it carries a quality that
             // the slow link's measured rate would not.
-            let beyond = self.fitting(1.0).map_or(q, |f| f.saturating_add(1));
-            self.slow_limit = self.slow_limit.min(beyond);
+            let beyond = self.fitting(1.0).map_or(quality, |f| f.saturating_add(1));
+            self.recall = Some(Recall {
+                quality,
+                at: now,
+                slow_limit: slow_limit.min(beyond),
+            });
         }
         self.probe_wait = self.probe_wait.min(self.longest_wait(now));
         self.back_off(now, fit);
@@ -418,16 +431,15 @@ impl QualityControl {
                     // Past what the link carried while slow: it carries
                     // more again, so straight back to what it carried
                     // before.
-                    Some((q, _)) if q > self.quality && self.quality >= self.slow_limit => {
+                    Some(r) if r.quality > self.quality && self.quality >= r.slow_limit => {
                         self.recall = None;
-                        self.slow_limit = u8::MAX;
                         self.ceiling = None;
                         self.probe = Some(Probe {
                             at: now,
                             from: self.quality,
                             recall: true,
                         });
-                        self.set(q.min(self.max), "link recovered");
+                        self.set(r.quality.min(self.max), "link recovered");
                         self.steady_since = now;
                         self.calm_since = now;
                     }
@@ -507,7 +519,7 @@ impl QualityControl {
     /// else up to a minute.
     fn longest_wait(&self, now: Instant) -> Duration {
         match self.recall {
-            Some((_, at)) if now.saturating_duration_since(at) < RECALL_FOR => RECALL_WAIT,
+            Some(r) if now.saturating_duration_since(r.at) < RECALL_FOR => RECALL_WAIT,
             _ => HOLD_MAX,
         }
     }
@@ -522,29 +534,24 @@ impl QualityControl {
     /// While the link is slow, the qualities that congest it bound what it
     /// carries: one above that holding means the link is back.
     fn note_slow_failure(&mut self) {
-        if self.recall.is_some() {
-            self.slow_limit = self.slow_limit.min(self.quality);
+        if let Some(r) = &mut self.recall {
+            r.slow_limit = r.slow_limit.min(self.quality);
         }
     }
 
     /// The current quality congested the link: out of reach for a while,
     /// longer each time it fails again.
     fn hold_ceiling(&mut self, now: Instant) {
-        match self.ceiling {
+        let confirms = match self.ceiling {
             // Failing again at or below the known limit confirms it.
-            Some(c) if self.quality <= c.quality => {
-                self.hold = (self.hold * 2).min(self.longest_wait(now))
-            }
-            // A limit that held a while and failed again soon after is
-            // one too.
-            None if self
+            Some(c) => self.quality <= c.quality,
+            // So does failing again soon after a limit held a while.
+            None => self
                 .last_fail
-                .is_some_and(|t| now.saturating_duration_since(t) < HOLD_MAX) =>
-            {
-                self.hold = (self.hold * 2).min(self.longest_wait(now))
-            }
-            _ => self.hold = HOLD_FIRST.min(self.longest_wait(now)),
-        }
+                .is_some_and(|t| now.saturating_duration_since(t) < HOLD_MAX),
+        };
+        let hold = if confirms { self.hold * 2 } else { HOLD_FIRST };
+        self.hold = hold.min(self.longest_wait(now));
         self.last_fail = Some(now);
         self.ceiling = Some(Ceiling {
             quality: self.quality,
