@@ -49,10 +49,22 @@ if [ ! -s "$tar" ]; then
         die "qemu-arm is not registered with binfmt_misc (packages qemu-user-static, binfmt-support)"
     say "building the armel root file system (about 6 minutes, cached as ${tar##*/})"
     t=$SECONDS
-    rm -rf "$tar.part"
-    # --format: mmdebstrap guesses it from the name, and `.part` would make a directory.
-    mmdebstrap --quiet --arch=armel --variant=minbase --include="$packages" \
-        --customize-hook="$kernel_hook" --format=tar bookworm "$tar.part" http://deb.debian.org/debian >&2
+    # Debian's registry fails now and then for a minute (a mirror mid-sync
+    # answers with index files whose sizes do not match, which apt retries
+    # in vain), and mmdebstrap stops at the first warning: try three times,
+    # a while apart, and say what apt said each time.
+    log=$cache/rootfs.log
+    for attempt in 1 2 3; do
+        rm -rf "$tar.part"
+        # --format: mmdebstrap guesses it from the name, and `.part` would make a directory.
+        mmdebstrap --arch=armel --variant=minbase --include="$packages" \
+            --customize-hook="$kernel_hook" --format=tar bookworm "$tar.part" \
+            http://deb.debian.org/debian >"$log" 2>&1 && break
+        say "mmdebstrap failed (attempt $attempt of 3); what apt said:"
+        grep -E '^(E|W|Err|Ign):' "$log" | tail -n 12 >&2 || tail -n 12 "$log" >&2
+        [ "$attempt" -lt 3 ] || die "cannot build the root file system from Debian's registry (log: $log)"
+        sleep $((attempt * 30))
+    done
     mv "$tar.part" "$tar"
     say "root file system built in $((SECONDS - t)) s"
 fi
