@@ -41,6 +41,14 @@ key=$(printf '%s bookworm armel minbase %s' "$packages" "$kernel_hook" | sha256s
 tar=$cache/rootfs-$key.tar
 mkdir -p "$cache"
 
+# The build's peak is about 1.2 GB (the chroot, its tar and the image): a
+# full disk would otherwise show as an apt or mkfs error halfway through.
+for dir in "$cache" "${TMPDIR:-/tmp}" "$(dirname "$out")"; do
+    free_mb=$(df -Pm "$dir" | awk 'NR == 2 { print $4 }')
+    [ "${free_mb:-0}" -ge 2048 ] ||
+        die "only ${free_mb:-0} MB free in $dir; the image build needs 2048 MB there"
+done
+
 if [ ! -s "$tar" ]; then
     # Foreign-architecture binaries in the chroot run through qemu-user.
     mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
