@@ -434,14 +434,8 @@ impl QualityControl {
                     Some(r) if r.quality > self.quality && self.quality >= r.slow_limit => {
                         self.recall = None;
                         self.ceiling = None;
-                        self.probe = Some(Probe {
-                            at: now,
-                            from: self.quality,
-                            recall: true,
-                        });
-                        self.set(r.quality.min(self.max), "link recovered");
+                        self.start_probe(now, r.quality.min(self.max), true, "link recovered");
                         self.steady_since = now;
-                        self.calm_since = now;
                     }
                     // At a quality that failed before: once it has held
                     // a while longer, it no longer stands in the way.
@@ -625,14 +619,19 @@ impl QualityControl {
         if q >= self.quality.saturating_add(2)
             || ((q == self.max || to_ceiling) && q > self.quality)
         {
-            self.probe = Some(Probe {
-                at: now,
-                from: self.quality,
-                recall: false,
-            });
-            self.set(q, reason);
-            self.calm_since = now;
+            self.start_probe(now, q, false, reason);
         }
+    }
+
+    /// Up to `q` from here, judged as a probe from now on.
+    fn start_probe(&mut self, now: Instant, q: u8, recall: bool, reason: &'static str) {
+        self.probe = Some(Probe {
+            at: now,
+            from: self.quality,
+            recall,
+        });
+        self.set(q, reason);
+        self.calm_since = now;
     }
 
     fn set(&mut self, q: u8, reason: &'static str) {
