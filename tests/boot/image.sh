@@ -57,10 +57,9 @@ if [ ! -s "$tar" ]; then
         die "qemu-arm is not registered with binfmt_misc (packages qemu-user-static, binfmt-support)"
     say "building the armel root file system (about 6 minutes, cached as ${tar##*/})"
     t=$SECONDS
-    # Debian's registry fails now and then for a minute (a mirror mid-sync
-    # answers with index files whose sizes do not match, which apt retries
-    # in vain), and mmdebstrap stops at the first warning: try three times,
-    # a while apart, and say what apt said each time.
+    # The registry, or the way to it, can fail for a minute, and mmdebstrap
+    # stops at apt's first warning: try three times, a while apart, and
+    # say what apt said each time (--quiet would hide it).
     log=$cache/rootfs.log
     for attempt in 1 2 3; do
         rm -rf "$tar.part"
